@@ -1,0 +1,11 @@
+//! Speech recognisers.
+
+pub mod whisper;
+
+/// A piece of transcript with its place in the stream (seconds from the start).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+}

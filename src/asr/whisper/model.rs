@@ -1,0 +1,257 @@
+//! Whisper's encoder–decoder on candle, loaded from the safetensors `hark models install`
+//! writes (CTranslate2's variable names, `/` turned into `.`). Unlike candle-transformers'
+//! version, the decoder keeps a self-attention key/value cache (one step costs one token, not
+//! the whole prefix) and the encoder accepts fewer than 1500 frames, so short audio is not padded.
+
+use std::path::Path;
+
+use candle_core::{D, DType, Device, IndexOp, Module, Result, Tensor};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
+
+use super::config::WhisperConfig;
+
+fn linear(vb: &VarBuilder, name: &str) -> Result<Linear> {
+    let w = vb.get_unchecked(&format!("{name}.weight"))?;
+    let b = vb.get_unchecked(&format!("{name}.bias")).ok();
+    Ok(Linear::new(w, b))
+}
+
+fn layer_norm(vb: &VarBuilder, name: &str) -> Result<LayerNorm> {
+    Ok(LayerNorm::new(vb.get_unchecked(&format!("{name}.gamma"))?, vb.get_unchecked(&format!("{name}.beta"))?, 1e-5))
+}
+
+fn conv(vb: &VarBuilder, name: &str, stride: usize) -> Result<Conv1d> {
+    let cfg = Conv1dConfig { padding: 1, stride, ..Default::default() };
+    Ok(Conv1d::new(vb.get_unchecked(&format!("{name}.weight"))?, vb.get_unchecked(&format!("{name}.bias")).ok(), cfg))
+}
+
+/// [B, T, H*Dh] -> [B, H, T, Dh], contiguous for the batched matmuls.
+fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, t, d) = x.dims3()?;
+    x.reshape((b, t, heads, d / heads))?.transpose(1, 2)?.contiguous()
+}
+
+fn merge_heads(x: &Tensor) -> Result<Tensor> {
+    let (b, h, t, dh) = x.dims4()?;
+    x.transpose(1, 2)?.reshape((b, t, h * dh))
+}
+
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
+    let mut scores = (q.matmul(&k.t()?)? * scale)?;
+    if let Some(m) = mask {
+        scores = scores.broadcast_add(m)?;
+    }
+    candle_nn::ops::softmax_last_dim(&scores)?.matmul(v)
+}
+
+struct EncoderBlock {
+    attn_ln: LayerNorm,
+    qkv: Linear,
+    out: Linear,
+    ffn_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl EncoderBlock {
+    fn load(vb: &VarBuilder, p: &str) -> Result<Self> {
+        Ok(Self {
+            attn_ln: layer_norm(vb, &format!("{p}.self_attention.layer_norm"))?,
+            qkv: linear(vb, &format!("{p}.self_attention.linear_0"))?,
+            out: linear(vb, &format!("{p}.self_attention.linear_1"))?,
+            ffn_ln: layer_norm(vb, &format!("{p}.ffn.layer_norm"))?,
+            fc1: linear(vb, &format!("{p}.ffn.linear_0"))?,
+            fc2: linear(vb, &format!("{p}.ffn.linear_1"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, heads: usize) -> Result<Tensor> {
+        let h = self.attn_ln.forward(x)?;
+        let qkv = self.qkv.forward(&h)?;
+        let d = x.dim(D::Minus1)?;
+        let q = split_heads(&qkv.narrow(D::Minus1, 0, d)?, heads)?;
+        let k = split_heads(&qkv.narrow(D::Minus1, d, d)?, heads)?;
+        let v = split_heads(&qkv.narrow(D::Minus1, 2 * d, d)?, heads)?;
+        let x = (x + self.out.forward(&merge_heads(&attend(&q, &k, &v, None)?)?)?)?;
+        let h = self.fc2.forward(&self.fc1.forward(&self.ffn_ln.forward(&x)?)?.gelu_erf()?)?;
+        x + h
+    }
+}
+
+struct DecoderBlock {
+    self_ln: LayerNorm,
+    self_qkv: Linear,
+    self_out: Linear,
+    cross_ln: LayerNorm,
+    cross_q: Linear,
+    cross_kv: Linear,
+    cross_out: Linear,
+    ffn_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl DecoderBlock {
+    fn load(vb: &VarBuilder, p: &str) -> Result<Self> {
+        Ok(Self {
+            self_ln: layer_norm(vb, &format!("{p}.self_attention.layer_norm"))?,
+            self_qkv: linear(vb, &format!("{p}.self_attention.linear_0"))?,
+            self_out: linear(vb, &format!("{p}.self_attention.linear_1"))?,
+            cross_ln: layer_norm(vb, &format!("{p}.attention.layer_norm"))?,
+            cross_q: linear(vb, &format!("{p}.attention.linear_0"))?,
+            cross_kv: linear(vb, &format!("{p}.attention.linear_1"))?,
+            cross_out: linear(vb, &format!("{p}.attention.linear_2"))?,
+            ffn_ln: layer_norm(vb, &format!("{p}.ffn.layer_norm"))?,
+            fc1: linear(vb, &format!("{p}.ffn.linear_0"))?,
+            fc2: linear(vb, &format!("{p}.ffn.linear_1"))?,
+        })
+    }
+}
+
+/// Per-sequence decoder state: cross-attention keys/values of one audio window, and the growing
+/// self-attention cache. Batch dimension = number of beams.
+pub struct DecoderState {
+    cross: Vec<(Tensor, Tensor)>,
+    cache: Vec<Option<(Tensor, Tensor)>>,
+    /// Tokens already in the cache (the position of the next token).
+    pub offset: usize,
+}
+
+impl DecoderState {
+    /// Keeps only the given rows (beams), in that order, of every cache.
+    pub fn select(&mut self, rows: &[u32]) -> Result<()> {
+        let idx = Tensor::new(rows, self.cross[0].0.device())?;
+        let pick = |t: &Tensor| t.index_select(&idx, 0);
+        for c in self.cache.iter_mut().flatten() {
+            *c = (pick(&c.0)?, pick(&c.1)?);
+        }
+        if self.cross[0].0.dim(0)? != rows.len() {
+            let zeros = Tensor::zeros(rows.len(), DType::U32, self.cross[0].0.device())?;
+            for c in self.cross.iter_mut() {
+                *c = (c.0.index_select(&zeros, 0)?, c.1.index_select(&zeros, 0)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct Whisper {
+    pub config: WhisperConfig,
+    conv1: Conv1d,
+    conv2: Conv1d,
+    enc_pos: Tensor,
+    enc_blocks: Vec<EncoderBlock>,
+    enc_ln: LayerNorm,
+    embed: Tensor,
+    dec_pos: Tensor,
+    dec_blocks: Vec<DecoderBlock>,
+    dec_ln: LayerNorm,
+    device: Device,
+}
+
+impl Whisper {
+    pub fn load(dir: &Path, device: &Device) -> crate::error::Result<Self> {
+        let cfg_path = dir.join("config.json");
+        let config: WhisperConfig = serde_json::from_slice(
+            &std::fs::read(&cfg_path).map_err(|e| crate::error::Error::io(&cfg_path, e))?,
+        )
+        .map_err(|e| crate::error::Error::Model(format!("{}: {e}", cfg_path.display())))?;
+        // SAFETY: the file is only read; hark never modifies an installed model in place.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, device)? };
+        let load = || -> Result<Self> {
+            Ok(Self {
+                conv1: conv(&vb, "encoder.conv1", 1)?,
+                conv2: conv(&vb, "encoder.conv2", 2)?,
+                enc_pos: vb.get_unchecked("encoder.position_encodings.encodings")?,
+                enc_blocks: (0..config.encoder_layers)
+                    .map(|i| EncoderBlock::load(&vb, &format!("encoder.layer_{i}")))
+                    .collect::<Result<_>>()?,
+                enc_ln: layer_norm(&vb, "encoder.layer_norm")?,
+                embed: vb.get_unchecked("decoder.embeddings.weight")?,
+                dec_pos: vb.get_unchecked("decoder.position_encodings.encodings")?,
+                dec_blocks: (0..config.decoder_layers)
+                    .map(|i| DecoderBlock::load(&vb, &format!("decoder.layer_{i}")))
+                    .collect::<Result<_>>()?,
+                dec_ln: layer_norm(&vb, "decoder.layer_norm")?,
+                device: device.clone(),
+                config: config.clone(),
+            })
+        };
+        Ok(load()?)
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Normalised log-mel `[1, n_mels, T]` (T even, ≤ 3000) -> audio features `[1, T/2, d_model]`.
+    pub fn encode(&self, mel: &Tensor) -> Result<Tensor> {
+        let x = self.conv1.forward(mel)?.gelu_erf()?;
+        let x = self.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+        let t = x.dim(1)?;
+        let mut x = x.broadcast_add(&self.enc_pos.narrow(0, 0, t)?)?;
+        for b in &self.enc_blocks {
+            x = b.forward(&x, self.config.n_heads)?;
+        }
+        self.enc_ln.forward(&x)
+    }
+
+    /// Prepares decoding against one window's audio features, for `batch` parallel hypotheses.
+    pub fn start(&self, audio: &Tensor, batch: usize) -> Result<DecoderState> {
+        let d = self.config.d_model;
+        let mut cross = Vec::with_capacity(self.dec_blocks.len());
+        for b in &self.dec_blocks {
+            let kv = b.cross_kv.forward(audio)?;
+            let k = split_heads(&kv.narrow(D::Minus1, 0, d)?, self.config.n_heads)?;
+            let v = split_heads(&kv.narrow(D::Minus1, d, d)?, self.config.n_heads)?;
+            cross.push((k, v));
+        }
+        let mut state = DecoderState { cross, cache: vec![None; self.dec_blocks.len()], offset: 0 };
+        if batch > 1 {
+            state.select(&vec![0; batch])?;
+        }
+        Ok(state)
+    }
+
+    /// Feeds `tokens` ([B, L]) and returns the logits of the last position, [B, vocab].
+    pub fn step(&self, tokens: &Tensor, state: &mut DecoderState) -> Result<Tensor> {
+        let (_, l) = tokens.dims2()?;
+        let heads = self.config.n_heads;
+        let d = self.config.d_model;
+        let pos = self.dec_pos.narrow(0, state.offset, l)?;
+        let mut x = self.embed.embedding(&tokens.flatten_all()?)?.reshape((tokens.dim(0)?, l, d))?.broadcast_add(&pos)?;
+        let mask = if l > 1 {
+            let offset = state.offset;
+            let total = offset + l;
+            let m: Vec<f32> = (0..l)
+                .flat_map(|i| (0..total).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 }))
+                .collect();
+            Some(Tensor::from_vec(m, (l, total), &self.device)?)
+        } else {
+            None
+        };
+        for (i, b) in self.dec_blocks.iter().enumerate() {
+            let h = b.self_ln.forward(&x)?;
+            let qkv = b.self_qkv.forward(&h)?;
+            let q = split_heads(&qkv.narrow(D::Minus1, 0, d)?, heads)?;
+            let mut k = split_heads(&qkv.narrow(D::Minus1, d, d)?, heads)?;
+            let mut v = split_heads(&qkv.narrow(D::Minus1, 2 * d, d)?, heads)?;
+            if let Some((pk, pv)) = &state.cache[i] {
+                k = Tensor::cat(&[pk, &k], 2)?;
+                v = Tensor::cat(&[pv, &v], 2)?;
+            }
+            state.cache[i] = Some((k.clone(), v.clone()));
+            x = (x + b.self_out.forward(&merge_heads(&attend(&q, &k, &v, mask.as_ref())?)?)?)?;
+            let h = b.cross_ln.forward(&x)?;
+            let q = split_heads(&b.cross_q.forward(&h)?, heads)?;
+            let (ck, cv) = &state.cross[i];
+            x = (x + b.cross_out.forward(&merge_heads(&attend(&q, ck, cv, None)?)?)?)?;
+            let h = b.fc2.forward(&b.fc1.forward(&b.ffn_ln.forward(&x)?)?.gelu_erf()?)?;
+            x = (x + h)?;
+        }
+        state.offset += l;
+        let last = self.dec_ln.forward(&x.i((.., l - 1, ..))?)?;
+        last.matmul(&self.embed.t()?)
+    }
+}

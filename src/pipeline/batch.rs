@@ -1,0 +1,104 @@
+//! Batch transcription: each file runs as a small graph (decode → mel → recogniser), and files
+//! run in parallel on a pool of workers. One bad file never stops the others.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::bounded;
+
+use super::{AudioChunk, CHANNEL_DEPTH, MelStage, WhisperNode, join, spawn_stage};
+use crate::asr::Segment;
+use crate::asr::whisper::{WhisperEngine, WhisperOptions};
+use crate::audio::{FileSource, SAMPLE_RATE};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Transcript {
+    pub text: String,
+    /// Seconds of audio decoded.
+    pub duration: f64,
+    pub segments: Vec<Segment>,
+}
+
+/// Transcribes one file through the pipeline graph.
+pub fn transcribe_file(path: &Path, engine: &Arc<WhisperEngine>, opts: &WhisperOptions) -> Result<Transcript> {
+    let _span = tracing::info_span!("transcribe", file = %path.display()).entered();
+    let mut source = FileSource::open(path)?;
+    let (audio_tx, audio_rx) = bounded::<AudioChunk>(CHANNEL_DEPTH);
+    let (mel_tx, mel_rx) = bounded(CHANNEL_DEPTH);
+    let (seg_tx, seg_rx) = bounded(CHANNEL_DEPTH);
+    let mel = spawn_stage(MelStage::default(), audio_rx, mel_tx);
+    let asr = spawn_stage(WhisperNode::new(engine.clone(), opts.clone()), mel_rx, seg_tx);
+    let collector = std::thread::spawn(move || seg_rx.iter().collect::<Vec<Segment>>());
+
+    // The source runs here: decode chunk by chunk; dropping the sender ends the graph in order.
+    let mut samples = 0u64;
+    let read = (|| -> Result<()> {
+        let _span = tracing::debug_span!("decode").entered();
+        while let Some(chunk) = source.next_chunk()? {
+            let n = chunk.len() as u64;
+            if audio_tx.send(AudioChunk { start: samples, samples: chunk }).is_err() {
+                break; // a downstream stage failed; its error is reported below
+            }
+            samples += n;
+        }
+        Ok(())
+    })();
+    drop(audio_tx);
+    let mel_result = join(mel);
+    let asr_result = join(asr);
+    let segments = collector.join().unwrap_or_default();
+    read?;
+    mel_result?;
+    asr_result?;
+    if source.non_finite_samples() > 0 {
+        tracing::warn!(file = %path.display(), count = source.non_finite_samples(), "NaN or infinite samples were replaced by silence");
+    }
+    if samples == 0 {
+        return Err(Error::EmptyAudio);
+    }
+    let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
+    Ok(Transcript { text, duration: samples as f64 / SAMPLE_RATE as f64, segments })
+}
+
+pub struct FileOutcome {
+    pub index: usize,
+    pub path: PathBuf,
+    pub result: Result<Transcript>,
+    pub wall_s: f64,
+}
+
+/// Transcribes files on `jobs` workers, calling `on_done` (on the caller's thread) as each ends.
+pub fn transcribe_files(
+    paths: &[PathBuf],
+    engine: &Arc<WhisperEngine>,
+    opts: &WhisperOptions,
+    jobs: usize,
+    mut on_done: impl FnMut(FileOutcome),
+) {
+    let jobs = jobs.clamp(1, paths.len().max(1));
+    let (work_tx, work_rx) = bounded::<(usize, PathBuf)>(paths.len().max(1));
+    for (i, p) in paths.iter().enumerate() {
+        work_tx.send((i, p.clone())).expect("queue sized for every file");
+    }
+    drop(work_tx);
+    let (done_tx, done_rx) = bounded::<FileOutcome>(paths.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+            scope.spawn(move || {
+                for (index, path) in work_rx.iter() {
+                    let t0 = Instant::now();
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transcribe_file(&path, engine, opts)))
+                        .unwrap_or_else(|_| Err(Error::Model("internal error while transcribing".into())));
+                    let _ = done_tx.send(FileOutcome { index, path, result, wall_s: t0.elapsed().as_secs_f64() });
+                }
+            });
+        }
+        drop(done_tx);
+        for outcome in done_rx.iter() {
+            on_done(outcome);
+        }
+    });
+}
