@@ -195,11 +195,15 @@ fn beam(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opt
         let mut parents = Vec::new();
         let mut last_tokens = Vec::new();
         for (score, b, tok) in candidates {
+            // Only candidates ranked above the k-th live beam count, ended or not.
+            if next.len() >= k {
+                break;
+            }
             if tok == eot {
                 if finished.len() < k {
                     finished.push(Hypothesis { tokens: beams[b].tokens.clone(), sum_logprob: score, truncated: false });
                 }
-            } else if next.len() < k {
+            } else {
                 let mut tokens = beams[b].tokens.clone();
                 tokens.push(tok);
                 next.push(Hypothesis { tokens, sum_logprob: score, truncated: false });

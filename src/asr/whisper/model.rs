@@ -37,8 +37,13 @@ fn merge_heads(x: &Tensor) -> Result<Tensor> {
 }
 
 fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    attend_kt(q, &k.t()?, v, mask)
+}
+
+/// Attention with the keys already transposed (`[B, H, Dh, T]`), as cached for cross-attention.
+fn attend_kt(q: &Tensor, k_t: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
     let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
-    let mut scores = (q.matmul(&k.t()?)? * scale)?;
+    let mut scores = (q.matmul(k_t)? * scale)?;
     if let Some(m) = mask {
         scores = scores.broadcast_add(m)?;
     }
@@ -203,9 +208,9 @@ impl Whisper {
         let mut cross = Vec::with_capacity(self.dec_blocks.len());
         for b in &self.dec_blocks {
             let kv = b.cross_kv.forward(audio)?;
-            let k = split_heads(&kv.narrow(D::Minus1, 0, d)?, self.config.n_heads)?;
+            let k_t = split_heads(&kv.narrow(D::Minus1, 0, d)?, self.config.n_heads)?.t()?.contiguous()?;
             let v = split_heads(&kv.narrow(D::Minus1, d, d)?, self.config.n_heads)?;
-            cross.push((k, v));
+            cross.push((k_t, v));
         }
         let mut state = DecoderState { cross, cache: vec![None; self.dec_blocks.len()], offset: 0 };
         if batch > 1 {
@@ -245,8 +250,8 @@ impl Whisper {
             x = (x + b.self_out.forward(&merge_heads(&attend(&q, &k, &v, mask.as_ref())?)?)?)?;
             let h = b.cross_ln.forward(&x)?;
             let q = split_heads(&b.cross_q.forward(&h)?, heads)?;
-            let (ck, cv) = &state.cross[i];
-            x = (x + b.cross_out.forward(&merge_heads(&attend(&q, ck, cv, None)?)?)?)?;
+            let (ck_t, cv) = &state.cross[i];
+            x = (x + b.cross_out.forward(&merge_heads(&attend_kt(&q, ck_t, cv, None)?)?)?)?;
             let h = b.fc2.forward(&b.fc1.forward(&b.ffn_ln.forward(&x)?)?.gelu_erf()?)?;
             x = (x + h)?;
         }

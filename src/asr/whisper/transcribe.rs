@@ -57,6 +57,11 @@ impl Default for WhisperOptions {
 const WINDOW: usize = 3000;
 /// Log10 energy of digital silence (Whisper clamps power at 1e-10).
 const SILENCE_LOG_MEL: f32 = -10.0;
+/// Silence appended after the audio of a short window: Whisper decides where speech ends by
+/// seeing it end; without this tail it tends to loop over short clips.
+const TAIL_SILENCE_FRAMES: usize = 300;
+/// Shortest window given to the encoder (10 s): shorter ones loop more often than they save time.
+const MIN_WINDOW_FRAMES: usize = 1000;
 /// A leftover shorter than this at the end of a stream is not decoded alone (it would only invite
 /// a hallucination); 20 ms is half of Whisper's shortest token.
 const MIN_TAIL_FRAMES: usize = 2;
@@ -82,14 +87,14 @@ impl WhisperStage {
     /// Adds frames; decodes every full 30 s window that is now available.
     pub fn push(&mut self, frames: &[MelFrame], out: &mut Vec<Segment>) -> Result<()> {
         for f in frames {
-            if self.pending() == 0 && self.frames.is_empty() {
+            if self.frames.is_empty() {
                 self.first_frame = f.index;
             }
             self.frames.extend_from_slice(&f.values);
         }
         // Wait for one frame beyond the window so a window is never mistaken for the last.
         while self.pending() > WINDOW {
-            self.decode_window(WINDOW, out)?;
+            self.decode_window(WINDOW, false, out)?;
         }
         Ok(())
     }
@@ -99,7 +104,7 @@ impl WhisperStage {
         while self.pending() >= MIN_TAIL_FRAMES {
             let n = self.pending().min(WINDOW);
             let before = self.pending();
-            self.decode_window(n, out)?;
+            self.decode_window(n, before <= WINDOW, out)?;
             if self.pending() >= before {
                 break;
             }
@@ -108,40 +113,62 @@ impl WhisperStage {
         Ok(())
     }
 
-    fn decode_window(&mut self, n: usize, out: &mut Vec<Segment>) -> Result<()> {
-        let _span = tracing::debug_span!("whisper_window", start_frame = self.first_frame, frames = n).entered();
-        let model = &self.engine.model;
-        let cfg = &model.config;
-        let target = if self.opts.pad_to_30s { WINDOW } else { n + n % 2 };
+    /// Normalised log-mel of the first `n` pending frames, padded with silence to `target` frames.
+    fn window_mel(&self, n: usize, target: usize) -> Result<Tensor> {
         let mut mel = self.frames[..n * N_MELS].to_vec();
         mel.resize(target * N_MELS, SILENCE_LOG_MEL);
         normalize_whisper(&mut mel);
-        let mel = Tensor::from_vec(mel, (target, N_MELS), model.device())?.t()?.unsqueeze(0)?.contiguous()?;
-        let audio = model.encode(&mel)?;
+        let device = self.engine.model.device();
+        Ok(Tensor::from_vec(mel, (target, N_MELS), device)?.t()?.unsqueeze(0)?.contiguous()?)
+    }
 
+    /// Decodes the first `n` pending frames; `last` says they reach the end of the stream.
+    fn decode_window(&mut self, n: usize, last: bool, out: &mut Vec<Segment>) -> Result<()> {
+        let _span = tracing::debug_span!("whisper_window", start_frame = self.first_frame, frames = n).entered();
+        let model = &self.engine.model;
+        let cfg = &model.config;
+        let mut sot = cfg.sot_sequence();
+        if !self.opts.search.timestamps {
+            sot.push(cfg.tokens.no_timestamps);
+        }
         let mut prompt = Vec::new();
         if self.opts.condition_on_previous_text && !self.history.is_empty() {
             let keep = cfg.n_text_ctx / 2 - 1;
             prompt.push(cfg.tokens.sot_prev);
             prompt.extend_from_slice(&self.history[self.history.len().saturating_sub(keep)..]);
         }
-        let with_history = !prompt.is_empty();
-        prompt.extend(cfg.sot_sequence());
-        if !self.opts.search.timestamps {
-            prompt.push(cfg.tokens.no_timestamps);
-        }
+        prompt.extend_from_slice(&sot);
         let rules = LogitRules::new(cfg, self.opts.search.timestamps, n);
-        let mut hyp = search(model, &audio, &prompt, &rules, &self.opts.search)?;
-        if looks_degenerate(&hyp) {
-            // A loop or a collapse: try once more with a wider search and no prompt.
-            tracing::debug!(avg_logprob = hyp.avg_logprob(), truncated = hyp.truncated, "retrying window with beam search");
-            let retry_prompt = if with_history { prompt[prompt.len() - cfg.sot_sequence().len() - usize::from(!self.opts.search.timestamps)..].to_vec() } else { prompt.clone() };
-            let opts = SearchOptions { beam_size: self.opts.search.beam_size.max(5), ..self.opts.search.clone() };
-            let retry = search(model, &audio, &retry_prompt, &rules, &opts)?;
-            if !looks_degenerate(&retry) || retry.avg_logprob() > hyp.avg_logprob() {
-                hyp = retry;
+
+        // First try: the audio plus a short stretch of silence, which lets Whisper see the speech
+        // end; then, if that decode loops or never ends, the full 30 s window it was trained on,
+        // and finally a wider beam without the prompt.
+        let short = (n + TAIL_SILENCE_FRAMES).clamp(MIN_WINDOW_FRAMES, WINDOW);
+        let wide = SearchOptions { beam_size: self.opts.search.beam_size.max(5), ..self.opts.search.clone() };
+        let mut attempts = vec![(short, &prompt, &self.opts.search), (WINDOW, &prompt, &self.opts.search), (WINDOW, &sot, &wide)];
+        if self.opts.pad_to_30s || short == WINDOW {
+            attempts.remove(0);
+        }
+        let mut encoded: Option<(usize, Tensor)> = None;
+        let mut best: Option<Hypothesis> = None;
+        for (frames, prompt, search_opts) in attempts {
+            if encoded.as_ref().is_none_or(|(f, _)| *f != frames) {
+                let mel = self.window_mel(n, frames + frames % 2)?;
+                encoded = Some((frames, model.encode(&mel)?));
+            }
+            let audio = &encoded.as_ref().expect("just encoded").1;
+            let hyp = search(model, audio, prompt, &rules, search_opts)?;
+            let closing = (last && self.opts.search.timestamps).then_some(cfg.tokens.timestamp_begin);
+            let failed = looks_degenerate(&hyp, closing);
+            tracing::debug!(frames, tokens = hyp.tokens.len(), avg_logprob = hyp.avg_logprob(), failed, "window decoded");
+            if best.as_ref().is_none_or(|b| hyp.avg_logprob() > b.avg_logprob()) || !failed {
+                best = Some(hyp);
+            }
+            if !failed {
+                break;
             }
         }
+        let hyp = best.expect("at least one attempt");
         let (segments, advance) = split_segments(&hyp.tokens, cfg.tokens.timestamp_begin, n);
         let offset = self.first_frame as f64 * 0.01;
         for seg in segments {
@@ -158,19 +185,24 @@ impl WhisperStage {
     }
 }
 
-/// Whisper's own signs of a failed decode: it never ended, or it repeats itself.
-fn looks_degenerate(h: &Hypothesis) -> bool {
+/// Signs of a failed decode: it never ended, it repeats itself, or (with timestamps) its text
+/// ends the audio without a closing timestamp — Whisper's way of looping on audio it cannot place.
+fn looks_degenerate(h: &Hypothesis, closing_timestamp_from: Option<u32>) -> bool {
     if h.truncated {
         return true;
     }
-    let text: Vec<u32> = h.tokens.clone();
-    // A 4-gram seen more than 3 times in one window is a loop, not speech.
-    if text.len() >= 16 {
-        let mut counts = std::collections::HashMap::new();
-        for w in text.windows(4) {
-            *counts.entry(w).or_insert(0) += 1;
-        }
-        if counts.values().any(|&c| c > 3) {
+    // The same 4 tokens three times in one window is a loop, not speech.
+    let mut counts = std::collections::HashMap::new();
+    for w in h.tokens.windows(4) {
+        *counts.entry(w).or_insert(0) += 1;
+    }
+    if counts.values().any(|&c| c >= 3) {
+        return true;
+    }
+    // At the end of the audio, speech must be closed by a timestamp.
+    if let Some(ts_begin) = closing_timestamp_from {
+        let has_text = h.tokens.iter().any(|&t| t < ts_begin);
+        if has_text && h.tokens.last().is_some_and(|&t| t < ts_begin) {
             return true;
         }
     }
