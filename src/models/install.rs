@@ -124,6 +124,15 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
         fs::remove_dir_all(&target).map_err(|e| Error::io(&target, e))?;
     }
     let staged = staging.keep();
+    // tempfile creates private (0700) folders; a model is readable by everyone, e.g. a service user.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&staged, fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(&staged, e))?;
+        for entry in fs::read_dir(&staged).map_err(|e| Error::io(&staged, e))?.flatten() {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(entry.path(), e))?;
+        }
+    }
     fs::rename(&staged, &target).map_err(|e| Error::io(&target, e))?;
     eprintln!("hark: installed {} into {}", spec.name, target.display());
     Ok(target)
