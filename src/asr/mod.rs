@@ -1,5 +1,6 @@
 //! Speech recognisers.
 
+pub mod transducer;
 pub mod whisper;
 
 /// A piece of transcript with its place in the stream (seconds from the start).

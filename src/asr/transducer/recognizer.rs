@@ -1,0 +1,161 @@
+//! The transducer as a stage: log-mel frames in, partial and final transcripts out.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::Device;
+
+use super::search::{Joiner, PartialTracker, Search, SearchMode, Word, words};
+use super::stream::{EncoderFrame, StreamingEncoder};
+use super::{Lookahead, TransducerModel, Vocabulary};
+use crate::error::Result;
+use crate::features::mel::{MelFrame, N_MELS};
+
+pub struct TransducerEngine {
+    pub model: Arc<TransducerModel>,
+    pub joiner: Joiner,
+    pub vocab: Vocabulary,
+    pub name: String,
+}
+
+impl TransducerEngine {
+    pub fn load(dir: &Path) -> Result<Arc<Self>> {
+        let _span = tracing::info_span!("load_transducer", dir = %dir.display()).entered();
+        let model = TransducerModel::load(dir, &Device::Cpu)?;
+        let vocab = Vocabulary::load(&dir.join("vocabulary.txt"))?;
+        if vocab.len() != model.config.vocab_size {
+            return Err(crate::error::Error::Model(format!(
+                "{}: vocabulary.txt has {} tokens, the model {}",
+                dir.display(),
+                vocab.len(),
+                model.config.vocab_size
+            )));
+        }
+        let joiner = Joiner::from_model(&model)?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Arc::new(Self { model: Arc::new(model), joiner, vocab, name }))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TransducerOptions {
+    pub lookahead: Lookahead,
+    pub search: SearchMode,
+    /// Full-context mode waits for the end of a segment; without endpoints, cut segments here.
+    pub max_segment_frames: usize,
+}
+
+impl Default for TransducerOptions {
+    fn default() -> Self {
+        Self { lookahead: Lookahead::Adaptive, search: SearchMode::Greedy { max_symbols: 3 }, max_segment_frames: 3000 }
+    }
+}
+
+/// Whisper's log-mel scaling made causal: the clamp floor follows the loudest frame so far
+/// instead of the loudest in a 30 s window.
+#[derive(Debug, Clone)]
+pub struct RunningNorm {
+    max: f32,
+}
+
+impl Default for RunningNorm {
+    fn default() -> Self {
+        Self { max: f32::NEG_INFINITY }
+    }
+}
+
+impl RunningNorm {
+    pub fn apply(&mut self, frame: &[f32; N_MELS], out: &mut Vec<f32>) {
+        self.max = frame.iter().copied().fold(self.max, f32::max);
+        out.extend(frame.iter().map(|&v| (v.max(self.max - 8.0) + 4.0) / 4.0));
+    }
+}
+
+/// What the stage produced for a stream.
+#[derive(Debug, Clone, Default)]
+pub struct TransducerResult {
+    pub text: String,
+    pub words: Vec<Word>,
+    /// Per encoder output frame, in ms.
+    pub lookahead_ms: Vec<f32>,
+    pub corrections: usize,
+}
+
+pub struct TransducerStage {
+    engine: Arc<TransducerEngine>,
+    opts: TransducerOptions,
+    encoder: StreamingEncoder,
+    search: Search,
+    norm: RunningNorm,
+    partial: PartialTracker,
+    lookahead_ms: Vec<f32>,
+    segment_frames: usize,
+    buf: Vec<f32>,
+    frames: Vec<EncoderFrame>,
+}
+
+impl TransducerStage {
+    pub fn new(engine: Arc<TransducerEngine>, opts: TransducerOptions) -> Self {
+        Self {
+            encoder: StreamingEncoder::new(engine.model.clone(), opts.lookahead),
+            search: Search::new(opts.search, &engine.joiner),
+            engine,
+            opts,
+            norm: RunningNorm::default(),
+            partial: PartialTracker::default(),
+            lookahead_ms: Vec::new(),
+            segment_frames: 0,
+            buf: Vec::new(),
+            frames: Vec::new(),
+        }
+    }
+
+    /// Feeds mel frames; returns the partial text when it changed.
+    pub fn push(&mut self, frames: &[MelFrame]) -> Result<Option<String>> {
+        self.buf.clear();
+        for f in frames {
+            self.norm.apply(&f.values, &mut self.buf);
+        }
+        self.segment_frames += frames.len();
+        self.encoder.push(&self.buf, &mut self.frames)?;
+        if self.opts.lookahead == Lookahead::Full && self.segment_frames >= self.opts.max_segment_frames {
+            self.encoder.finish(&mut self.frames)?;
+            self.segment_frames = 0;
+        }
+        Ok(self.decode_frames())
+    }
+
+    /// An endpoint: flushes the encoder (the next audio starts a new segment).
+    pub fn endpoint(&mut self) -> Result<Option<String>> {
+        self.encoder.finish(&mut self.frames)?;
+        self.segment_frames = 0;
+        Ok(self.decode_frames())
+    }
+
+    fn decode_frames(&mut self) -> Option<String> {
+        if self.frames.is_empty() {
+            return None;
+        }
+        for f in self.frames.drain(..) {
+            self.search.step(&self.engine.joiner, f.index, &f.values);
+            self.lookahead_ms.push(f.lookahead_ms);
+        }
+        let text = self.engine.vocab.decode(&self.search.best().tokens());
+        (text != self.partial.shown).then(|| {
+            self.partial.update(&text);
+            text
+        })
+    }
+
+    /// Ends the stream and returns the final result.
+    pub fn finish(mut self) -> Result<TransducerResult> {
+        self.endpoint()?;
+        let best = self.search.best();
+        Ok(TransducerResult {
+            text: self.engine.vocab.decode(&best.tokens()),
+            words: words(&best.emissions, &self.engine.vocab),
+            lookahead_ms: self.lookahead_ms,
+            corrections: self.partial.corrections,
+        })
+    }
+}
