@@ -9,11 +9,13 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::asr::transducer::search::SearchMode;
+use crate::asr::transducer::{Lookahead, LookaheadHistogram, TransducerEngine, TransducerOptions};
 use crate::asr::whisper::{SearchOptions, WhisperEngine, WhisperOptions};
 use crate::eval::{read_manifest, wer_counts};
 use crate::models;
 use crate::output::{Format, render};
-use crate::pipeline::{FileOutcome, transcribe_files};
+use crate::pipeline::{FileOutcome, Recognizer, transcribe_files};
 
 #[derive(Parser)]
 #[command(name = "hark", version, about = "Streaming speech recognition: transcribe files, evaluate, manage models")]
@@ -33,6 +35,47 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Benchmarks (not part of the tests).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Streaming transducer RTF per lookahead mode on 1 and 2 threads, and memory on a long stream.
+    Transducer {
+        /// Transducer model folder or name.
+        #[arg(long, default_value = models::DEFAULT_TRANSDUCER)]
+        model: String,
+        /// Recording looped into the stream.
+        #[arg(long, default_value = "audio-fixtures/jfk.flac")]
+        audio: PathBuf,
+        /// Seconds of audio per RTF measurement.
+        #[arg(long, default_value_t = 120.0)]
+        seconds: f64,
+        /// Seconds of audio for the memory run.
+        #[arg(long, default_value_t = 1800.0)]
+        soak_seconds: f64,
+        /// Mel frames (10 ms) per chunk fed to the engine (320 ms: a usual streaming chunk).
+        #[arg(long, default_value_t = 32)]
+        chunk_frames: usize,
+    },
+    /// One measurement (run by `bench transducer` in a child process).
+    #[command(name = "transducer-run", hide = true)]
+    TransducerRun {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        audio: PathBuf,
+        #[arg(long, value_parser = parse_lookahead)]
+        lookahead: Lookahead,
+        #[arg(long)]
+        seconds: f64,
+        #[arg(long)]
+        chunk_frames: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -45,7 +88,10 @@ pub enum ModelsCommand {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Engine {
+    /// Whisper: accurate, decodes in windows of up to 30 s.
     Whisper,
+    /// The streaming ANCAT transducer: emits text while audio arrives.
+    Transducer,
 }
 
 #[derive(Args, Clone)]
@@ -53,12 +99,16 @@ pub struct RecogniserArgs {
     /// Recogniser.
     #[arg(long, value_enum, default_value = "whisper")]
     pub engine: Engine,
-    /// Model name (installed on first use) or model folder.
-    #[arg(long, default_value = "whisper-tiny.en")]
-    pub model: String,
-    /// Beam width; 1 is greedy search.
+    /// Model name (installed on first use) or model folder [default: whisper-tiny.en, or
+    /// ancat-tiny.en for the transducer].
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Beam width; 1 is greedy search (the transducer's beam search is modified beam search).
     #[arg(long, default_value_t = 1)]
     pub beam_size: usize,
+    /// Transducer lookahead: adaptive, causal, fixed:N (N encoder frames of 20 ms per layer) or full.
+    #[arg(long, default_value = "adaptive", value_parser = parse_lookahead)]
+    pub lookahead: Lookahead,
     /// Pad every window to 30 s as Whisper was trained (slower on short clips).
     #[arg(long)]
     pub pad_30s: bool,
@@ -107,6 +157,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Bench { command: BenchCommand::Transducer { model, audio, seconds, soak_seconds, chunk_frames } } => {
+            let dir = models::resolve_transducer(&model)?;
+            crate::bench::transducer(&dir, &audio, seconds, soak_seconds, chunk_frames)?;
+            Ok(0)
+        }
+        Command::Bench { command: BenchCommand::TransducerRun { model, audio, lookahead, seconds, chunk_frames } } => {
+            crate::bench::run_one(&model, &audio, lookahead, seconds, chunk_frames)?;
+            Ok(0)
+        }
         Command::Models { command: ModelsCommand::List } => {
             println!("model directory: {}", models::model_root().display());
             for m in models::list() {
@@ -118,22 +177,39 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+fn parse_lookahead(s: &str) -> Result<Lookahead, String> {
+    s.parse()
+}
+
 fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-fn load(r: &RecogniserArgs, timestamps: bool) -> anyhow::Result<(std::sync::Arc<WhisperEngine>, WhisperOptions)> {
+fn load(r: &RecogniserArgs, timestamps: bool) -> anyhow::Result<Recognizer> {
     match r.engine {
-        Engine::Whisper => {}
+        Engine::Whisper => {
+            let dir = models::resolve(r.model.as_deref().unwrap_or("whisper-tiny.en"))?;
+            let engine = WhisperEngine::load(&dir).with_context(|| format!("loading model {}", dir.display()))?;
+            let opts = WhisperOptions {
+                search: SearchOptions { beam_size: r.beam_size.max(1), timestamps, ..Default::default() },
+                pad_to_30s: r.pad_30s,
+                ..Default::default()
+            };
+            Ok(Recognizer::Whisper(engine, opts))
+        }
+        Engine::Transducer => {
+            let dir = models::resolve_transducer(r.model.as_deref().unwrap_or(models::DEFAULT_TRANSDUCER))?;
+            let engine = TransducerEngine::load(&dir).with_context(|| format!("loading model {}", dir.display()))?;
+            if !engine.model.config.trained {
+                eprintln!(
+                    "hark: warning: {} is untrained ({}): its transcripts are meaningless; its lookahead statistics are real",
+                    engine.name, engine.model.config.origin
+                );
+            }
+            let search = if r.beam_size > 1 { SearchMode::Beam { beam: r.beam_size } } else { SearchMode::Greedy { max_symbols: 3 } };
+            Ok(Recognizer::Transducer(engine, TransducerOptions { lookahead: r.lookahead, search, ..Default::default() }))
+        }
     }
-    let dir = models::resolve(&r.model)?;
-    let engine = WhisperEngine::load(&dir).with_context(|| format!("loading model {}", dir.display()))?;
-    let opts = WhisperOptions {
-        search: SearchOptions { beam_size: r.beam_size.max(1), timestamps, ..Default::default() },
-        pad_to_30s: r.pad_30s,
-        ..Default::default()
-    };
-    Ok((engine, opts))
 }
 
 fn progress(n: usize) -> ProgressBar {
@@ -150,7 +226,7 @@ fn progress(n: usize) -> ProgressBar {
 }
 
 fn transcribe(a: TranscribeArgs) -> anyhow::Result<i32> {
-    let (engine, opts) = load(&a.recogniser, !a.no_timestamps)?;
+    let recognizer = load(&a.recogniser, !a.no_timestamps)?;
     if let Some(dir) = &a.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -161,7 +237,7 @@ fn transcribe(a: TranscribeArgs) -> anyhow::Result<i32> {
     let mut ready: BTreeMap<usize, FileOutcome> = BTreeMap::new();
     let mut next = 0;
     let stdout = std::io::stdout();
-    transcribe_files(&a.files, &engine, &opts, jobs, |outcome| {
+    transcribe_files(&a.files, &recognizer, jobs, |outcome| {
         pb.inc(1);
         ready.insert(outcome.index, outcome);
         while let Some(o) = ready.remove(&next) {
@@ -200,18 +276,20 @@ fn eval(a: EvalArgs) -> anyhow::Result<i32> {
     if entries.is_empty() {
         bail!("{} lists no recordings", a.manifest.display());
     }
-    let (engine, opts) = load(&a.recogniser, true)?;
+    let recognizer = load(&a.recogniser, true)?;
     let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
     let pb = progress(paths.len());
     let jobs = a.recogniser.jobs.unwrap_or_else(default_jobs);
     let mut hyps: Vec<Option<String>> = vec![None; entries.len()];
     let mut audio_s = 0.0;
     let mut failed = 0;
-    transcribe_files(&paths, &engine, &opts, jobs, |o| {
+    let mut lookahead = LookaheadHistogram::default();
+    transcribe_files(&paths, &recognizer, jobs, |o| {
         pb.inc(1);
         match o.result {
             Ok(t) => {
                 audio_s += t.duration;
+                lookahead.merge(&t.lookahead);
                 hyps[o.index] = Some(t.text);
             }
             Err(e) => {
@@ -236,6 +314,13 @@ fn eval(a: EvalArgs) -> anyhow::Result<i32> {
         "wer={wer:.2} errors={errors} words={words} audio_s={audio_s:.1} wall_s={wall_s:.1} rtf={:.3}",
         wall_s / audio_s.max(1e-9)
     );
+    if let Recognizer::Transducer(_, opts) = &recognizer {
+        let s = lookahead.stats();
+        line.push_str(&format!(
+            " lookahead={} lookahead_mean_ms={:.1} lookahead_p50_ms={:.1} lookahead_p90_ms={:.1}",
+            opts.lookahead, s.mean_ms, s.p50_ms, s.p90_ms
+        ));
+    }
     if failed > 0 {
         line.push_str(&format!(" failed={failed}"));
     }

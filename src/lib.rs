@@ -5,6 +5,7 @@
 
 pub mod asr;
 pub mod audio;
+pub mod bench;
 pub mod cli;
 pub mod error;
 pub mod eval;

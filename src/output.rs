@@ -35,12 +35,15 @@ pub fn render(format: Format, file: &str, t: &Transcript) -> String {
         // Tabs and newlines would break the two-column shape.
         Format::Tsv => format!("{file}\t{}\n", t.text.replace(['\t', '\n', '\r'], " ")),
         Format::Json => {
-            let v = serde_json::json!({
+            let mut v = serde_json::json!({
                 "file": file,
                 "text": t.text,
                 "duration": t.duration,
                 "segments": t.segments,
             });
+            if !t.words.is_empty() {
+                v["words"] = serde_json::json!(t.words);
+            }
             format!("{v}\n")
         }
         Format::Srt => t
@@ -73,6 +76,7 @@ mod tests {
                 Segment { start: 0.0, end: 1.5, text: "Hello there.".into() },
                 Segment { start: 3723.25, end: 3725.5, text: "General Kenobi.".into() },
             ],
+            ..Default::default()
         }
     }
 

@@ -99,6 +99,48 @@ pub fn resolve(name_or_dir: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The transducer hark uses by default.
+pub const DEFAULT_TRANSDUCER: &str = "ancat-tiny.en";
+
+/// Resolves a transducer model: a folder, or `ancat-tiny.en`. Until a trained model ships, that
+/// name builds (once) an untrained one from Whisper tiny.en's encoder with a seeded random head.
+pub fn resolve_transducer(name_or_dir: &str) -> Result<PathBuf> {
+    use crate::asr::transducer::{TransducerConfig, Vocabulary, init};
+    let as_path = Path::new(name_or_dir);
+    if as_path.is_dir() {
+        return Ok(as_path.to_path_buf());
+    }
+    if name_or_dir != DEFAULT_TRANSDUCER {
+        return Err(Error::Model(format!("unknown transducer model '{name_or_dir}' (give a model folder or {DEFAULT_TRANSDUCER})")));
+    }
+    let trained = model_root().join(DEFAULT_TRANSDUCER);
+    if trained.join("config.json").is_file() {
+        return Ok(trained);
+    }
+    let dir = model_root().join(format!("{DEFAULT_TRANSDUCER}-untrained"));
+    if dir.join("config.json").is_file() {
+        return Ok(dir);
+    }
+    let whisper = resolve("whisper-tiny.en")?;
+    eprintln!("hark: building the untrained transducer {} from whisper-tiny.en's encoder", dir.display());
+    let vocab = Vocabulary::characters();
+    let mut config = TransducerConfig::tiny(vocab.len());
+    config.origin = "untrained: encoder from whisper-tiny.en (MIT), predictor/joiner/schedulers random (seed 0)".into();
+    let mut tensors = init::random_tensors(&config, 0)?;
+    init::load_whisper_encoder(&mut tensors, &whisper, &config)?;
+    let staging = tempfile::Builder::new().prefix(".ancat-").tempdir_in(model_root()).map_err(|e| Error::io(model_root(), e))?;
+    init::save_model(staging.path(), &config, &tensors, &vocab)?;
+    let staged = staging.keep();
+    if let Err(e) = std::fs::rename(&staged, &dir) {
+        // Another process built it first.
+        let _ = std::fs::remove_dir_all(&staged);
+        if !dir.join("config.json").is_file() {
+            return Err(Error::io(&dir, e));
+        }
+    }
+    Ok(dir)
+}
+
 /// One row of `hark models list`.
 pub struct ListedModel {
     pub name: String,

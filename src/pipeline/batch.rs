@@ -7,30 +7,64 @@ use std::time::Instant;
 
 use crossbeam_channel::bounded;
 
-use super::{AudioChunk, CHANNEL_DEPTH, MelStage, WhisperNode, join, spawn_stage};
+use super::{AudioChunk, CHANNEL_DEPTH, MelStage, RecognizerEvent, TransducerNode, WhisperNode, join, spawn_stage};
 use crate::asr::Segment;
+use crate::asr::transducer::search::Word;
+use crate::asr::transducer::{LookaheadHistogram, TransducerEngine, TransducerOptions};
 use crate::asr::whisper::{WhisperEngine, WhisperOptions};
 use crate::audio::{FileSource, SAMPLE_RATE};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// A loaded recogniser and how to run it; shared by every file.
+#[derive(Clone)]
+pub enum Recognizer {
+    Whisper(Arc<WhisperEngine>, WhisperOptions),
+    Transducer(Arc<TransducerEngine>, TransducerOptions),
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Transcript {
     pub text: String,
     /// Seconds of audio decoded.
     pub duration: f64,
     pub segments: Vec<Segment>,
+    /// Word times and confidences, where the recogniser gives them (the transducer).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<Word>,
+    /// The transducer's algorithmic lookahead over every encoder frame.
+    #[serde(skip)]
+    pub lookahead: LookaheadHistogram,
 }
 
 /// Transcribes one file through the pipeline graph.
-pub fn transcribe_file(path: &Path, engine: &Arc<WhisperEngine>, opts: &WhisperOptions) -> Result<Transcript> {
+pub fn transcribe_file(path: &Path, recognizer: &Recognizer) -> Result<Transcript> {
     let _span = tracing::info_span!("transcribe", file = %path.display()).entered();
     let mut source = FileSource::open(path)?;
     let (audio_tx, audio_rx) = bounded::<AudioChunk>(CHANNEL_DEPTH);
     let (mel_tx, mel_rx) = bounded(CHANNEL_DEPTH);
-    let (seg_tx, seg_rx) = bounded(CHANNEL_DEPTH);
+    let (event_tx, event_rx) = bounded(CHANNEL_DEPTH);
     let mel = spawn_stage(MelStage::default(), audio_rx, mel_tx);
-    let asr = spawn_stage(WhisperNode::new(engine.clone(), opts.clone()), mel_rx, seg_tx);
-    let collector = std::thread::spawn(move || seg_rx.iter().collect::<Vec<Segment>>());
+    let asr = match recognizer {
+        Recognizer::Whisper(engine, opts) => spawn_stage(WhisperNode::new(engine.clone(), opts.clone()), mel_rx, event_tx),
+        Recognizer::Transducer(engine, opts) => spawn_stage(TransducerNode::new(engine.clone(), *opts), mel_rx, event_tx),
+    };
+    let collector = std::thread::spawn(move || {
+        let mut t = Transcript::default();
+        for event in event_rx.iter() {
+            match event {
+                RecognizerEvent::Segment(s) => t.segments.push(s),
+                RecognizerEvent::Partial(_) => {}
+                RecognizerEvent::Final(r) => {
+                    if let (Some(first), Some(last)) = (r.words.first(), r.words.last()) {
+                        t.segments.push(Segment { start: first.start, end: last.end, text: r.text.clone() });
+                    }
+                    t.words = r.words;
+                    t.lookahead = r.lookahead;
+                }
+            }
+        }
+        t
+    });
 
     // The source runs here: decode chunk by chunk; dropping the sender ends the graph in order.
     let mut samples = 0u64;
@@ -48,7 +82,7 @@ pub fn transcribe_file(path: &Path, engine: &Arc<WhisperEngine>, opts: &WhisperO
     drop(audio_tx);
     let mel_result = join(mel);
     let asr_result = join(asr);
-    let segments = collector.join().unwrap_or_default();
+    let mut transcript = collector.join().unwrap_or_default();
     read?;
     mel_result?;
     asr_result?;
@@ -58,8 +92,9 @@ pub fn transcribe_file(path: &Path, engine: &Arc<WhisperEngine>, opts: &WhisperO
     if samples == 0 {
         return Err(Error::EmptyAudio);
     }
-    let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
-    Ok(Transcript { text, duration: samples as f64 / SAMPLE_RATE as f64, segments })
+    transcript.text = transcript.segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
+    transcript.duration = samples as f64 / SAMPLE_RATE as f64;
+    Ok(transcript)
 }
 
 pub struct FileOutcome {
@@ -72,8 +107,7 @@ pub struct FileOutcome {
 /// Transcribes files on `jobs` workers, calling `on_done` (on the caller's thread) as each ends.
 pub fn transcribe_files(
     paths: &[PathBuf],
-    engine: &Arc<WhisperEngine>,
-    opts: &WhisperOptions,
+    recognizer: &Recognizer,
     jobs: usize,
     mut on_done: impl FnMut(FileOutcome),
 ) {
@@ -90,7 +124,7 @@ pub fn transcribe_files(
             scope.spawn(move || {
                 for (index, path) in work_rx.iter() {
                     let t0 = Instant::now();
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transcribe_file(&path, engine, opts)))
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transcribe_file(&path, recognizer)))
                         .unwrap_or_else(|_| Err(Error::Model("internal error while transcribing".into())));
                     let _ = done_tx.send(FileOutcome { index, path, result, wall_s: t0.elapsed().as_secs_f64() });
                 }

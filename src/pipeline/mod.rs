@@ -6,8 +6,8 @@
 pub mod batch;
 mod stages;
 
-pub use batch::{FileOutcome, Transcript, transcribe_file, transcribe_files};
-pub use stages::{MelStage, WhisperNode};
+pub use batch::{FileOutcome, Recognizer, Transcript, transcribe_file, transcribe_files};
+pub use stages::{MelStage, RecognizerEvent, TransducerNode, WhisperNode};
 
 use crossbeam_channel::{Receiver, Sender};
 use std::thread::JoinHandle;

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use super::{AudioChunk, Stage};
 use crate::asr::Segment;
+use crate::asr::transducer::recognizer::TransducerResult;
+use crate::asr::transducer::{TransducerEngine, TransducerOptions, TransducerStage};
 use crate::asr::whisper::{WhisperEngine, WhisperOptions, WhisperStage};
 use crate::error::Result;
 use crate::features::MelFrontend;
@@ -37,6 +39,17 @@ impl Stage for MelStage {
     }
 }
 
+/// What recogniser nodes emit.
+#[derive(Debug, Clone)]
+pub enum RecognizerEvent {
+    /// A finished piece of transcript (Whisper).
+    Segment(Segment),
+    /// The text so far, while audio is still arriving (transducer).
+    Partial(String),
+    /// Everything recognised in the stream, with words and lookahead (transducer).
+    Final(TransducerResult),
+}
+
 /// Log-mel frames → transcript segments.
 pub struct WhisperNode(WhisperStage);
 
@@ -48,14 +61,50 @@ impl WhisperNode {
 
 impl Stage for WhisperNode {
     type In = Vec<MelFrame>;
-    type Out = Segment;
+    type Out = RecognizerEvent;
     const NAME: &'static str = "whisper";
 
-    fn process(&mut self, input: Vec<MelFrame>, out: &mut Vec<Segment>) -> Result<()> {
-        self.0.push(&input, out)
+    fn process(&mut self, input: Vec<MelFrame>, out: &mut Vec<RecognizerEvent>) -> Result<()> {
+        let mut segments = Vec::new();
+        self.0.push(&input, &mut segments)?;
+        out.extend(segments.into_iter().map(RecognizerEvent::Segment));
+        Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<Segment>) -> Result<()> {
-        self.0.finish(out)
+    fn finish(&mut self, out: &mut Vec<RecognizerEvent>) -> Result<()> {
+        let mut segments = Vec::new();
+        self.0.finish(&mut segments)?;
+        out.extend(segments.into_iter().map(RecognizerEvent::Segment));
+        Ok(())
+    }
+}
+
+/// Log-mel frames → partials while streaming, then the final result.
+pub struct TransducerNode(Option<TransducerStage>);
+
+impl TransducerNode {
+    pub fn new(engine: Arc<TransducerEngine>, opts: TransducerOptions) -> Self {
+        Self(Some(TransducerStage::new(engine, opts)))
+    }
+}
+
+impl Stage for TransducerNode {
+    type In = Vec<MelFrame>;
+    type Out = RecognizerEvent;
+    const NAME: &'static str = "transducer";
+
+    fn process(&mut self, input: Vec<MelFrame>, out: &mut Vec<RecognizerEvent>) -> Result<()> {
+        let stage = self.0.as_mut().expect("not finished");
+        if let Some(partial) = stage.push(&input)? {
+            out.push(RecognizerEvent::Partial(partial));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<RecognizerEvent>) -> Result<()> {
+        if let Some(stage) = self.0.take() {
+            out.push(RecognizerEvent::Final(stage.finish()?));
+        }
+        Ok(())
     }
 }

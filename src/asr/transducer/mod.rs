@@ -61,6 +61,49 @@ impl std::fmt::Display for Lookahead {
     }
 }
 
+/// Per-frame lookaheads counted exactly in constant memory: every value is a multiple of 2.5 ms
+/// (10 ms mel frames, 12.5 ms STFT reach, 40 ms output frames), so they are kept as counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LookaheadHistogram {
+    counts: std::collections::BTreeMap<u32, u64>,
+}
+
+impl LookaheadHistogram {
+    pub fn add(&mut self, ms: f32) {
+        *self.counts.entry((ms / 2.5).round() as u32).or_insert(0) += 1;
+    }
+
+    pub fn merge(&mut self, other: &Self) {
+        for (&k, &n) in &other.counts {
+            *self.counts.entry(k).or_insert(0) += n;
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    pub fn stats(&self) -> LookaheadStats {
+        let n = self.count();
+        if n == 0 {
+            return LookaheadStats { mean_ms: 0.0, p50_ms: 0.0, p90_ms: 0.0 };
+        }
+        let sum: f64 = self.counts.iter().map(|(&k, &c)| k as f64 * 2.5 * c as f64).sum();
+        let pct = |p: f64| {
+            let rank = ((p / 100.0 * n as f64).ceil() as u64).clamp(1, n);
+            let mut seen = 0;
+            for (&k, &c) in &self.counts {
+                seen += c;
+                if seen >= rank {
+                    return k as f32 * 2.5;
+                }
+            }
+            unreachable!("rank ≤ count")
+        };
+        LookaheadStats { mean_ms: (sum / n as f64) as f32, p50_ms: pct(50.0), p90_ms: pct(90.0) }
+    }
+}
+
 /// Mean, median and 90th percentile of per-frame lookaheads, in ms.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct LookaheadStats {
@@ -70,15 +113,11 @@ pub struct LookaheadStats {
 }
 
 impl LookaheadStats {
+    /// Nearest-rank percentiles and the mean.
     pub fn of(values: &[f32]) -> Self {
-        if values.is_empty() {
-            return Self { mean_ms: 0.0, p50_ms: 0.0, p90_ms: 0.0 };
-        }
-        let mut v = values.to_vec();
-        v.sort_by(f32::total_cmp);
-        // Nearest-rank percentiles.
-        let pct = |p: f32| v[((p / 100.0 * v.len() as f32).ceil() as usize).clamp(1, v.len()) - 1];
-        Self { mean_ms: v.iter().sum::<f32>() / v.len() as f32, p50_ms: pct(50.0), p90_ms: pct(90.0) }
+        let mut h = LookaheadHistogram::default();
+        values.iter().for_each(|&v| h.add(v));
+        h.stats()
     }
 }
 

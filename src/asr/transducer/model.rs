@@ -14,7 +14,32 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_nn::LayerNorm;
+
+/// A linear layer holding its weight transposed (`[in, out]`, contiguous): small-batch matmuls
+/// then skip re-packing the weight on every call, which dominated streaming (2× faster at 5 rows).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight_t: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// From a weight in the usual `[out, in]` layout.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Self { weight_t: weight.t()?.contiguous()?, bias })
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.matmul(&self.weight_t)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
 
 use super::Lookahead;
 use super::config::TransducerConfig;
@@ -32,12 +57,10 @@ pub struct Block {
 
 pub struct TransducerModel {
     pub config: TransducerConfig,
-    /// conv1 as a matrix over [x(i−1) | x(i) | x(i+1)]: `[d, 3·n_mels]`.
-    pub conv1_w: Tensor,
-    pub conv1_b: Tensor,
-    /// conv2 (stride 2) over [h(2t−1) | h(2t) | h(2t+1)]: `[d, 3·d]`.
-    pub conv2_w: Tensor,
-    pub conv2_b: Tensor,
+    /// conv1 as a linear map of [x(i−1) | x(i) | x(i+1)] (3·n_mels → d).
+    pub conv1: Linear,
+    /// conv2 (stride 2) as a linear map of [h(2t−1) | h(2t) | h(2t+1)] (3·d → d).
+    pub conv2: Linear,
     pub blocks: Vec<Block>,
     pub ln_post: LayerNorm,
     /// [x(2k) | x(2k+1)] → d: the ×2 subsampling to 25 frames/s.
@@ -168,8 +191,8 @@ impl TransducerModel {
 
     /// Mel `[T, n_mels]` (normalised) → 50 Hz front-end frames `[ceil(T/2), d]`, positions added.
     pub fn front_end(&self, mel: &Tensor) -> Result<Tensor> {
-        let h = gelu(&im2col3(mel, 1)?.matmul(&self.conv1_w.t()?)?.broadcast_add(&self.conv1_b)?)?;
-        let x = gelu(&im2col3(&h, 2)?.matmul(&self.conv2_w.t()?)?.broadcast_add(&self.conv2_b)?)?;
+        let h = gelu(&self.conv1.forward(&im2col3(mel, 1)?)?)?;
+        let x = gelu(&self.conv2.forward(&im2col3(&h, 2)?)?)?;
         let n = x.dim(0)?;
         x + positions(0, n, self.config.d_model, &self.device)?
     }
@@ -239,7 +262,7 @@ impl TransducerModel {
         let get = |name: &str| -> Result<Tensor> {
             t.get(name).cloned().ok_or_else(|| candle_core::Error::Msg(format!("model lacks tensor {name}")))?.to_dtype(DType::F32)
         };
-        let linear = |name: &str| -> Result<Linear> { Ok(Linear::new(get(&format!("{name}.weight"))?, t.get(&format!("{name}.bias")).map(|b| b.to_dtype(DType::F32)).transpose()?)) };
+        let linear = |name: &str| -> Result<Linear> { Linear::new(get(&format!("{name}.weight"))?, t.get(&format!("{name}.bias")).map(|b| b.to_dtype(DType::F32)).transpose()?) };
         let ln = |name: &str| -> Result<LayerNorm> { Ok(LayerNorm::new(get(&format!("{name}.weight"))?, get(&format!("{name}.bias"))?, 1e-5)) };
         let blocks = (0..config.n_layers)
             .map(|i| {
@@ -256,10 +279,8 @@ impl TransducerModel {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            conv1_w: get("conv1.weight")?,
-            conv1_b: get("conv1.bias")?,
-            conv2_w: get("conv2.weight")?,
-            conv2_b: get("conv2.bias")?,
+            conv1: linear("conv1")?,
+            conv2: linear("conv2")?,
             blocks,
             ln_post: ln("ln_post")?,
             subsample: linear("subsample")?,

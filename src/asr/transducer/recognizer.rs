@@ -7,7 +7,7 @@ use candle_core::Device;
 
 use super::search::{Joiner, PartialTracker, Search, SearchMode, Word, words};
 use super::stream::{EncoderFrame, StreamingEncoder};
-use super::{Lookahead, TransducerModel, Vocabulary};
+use super::{Lookahead, LookaheadHistogram, TransducerModel, Vocabulary};
 use crate::error::Result;
 use crate::features::mel::{MelFrame, N_MELS};
 
@@ -76,9 +76,16 @@ impl RunningNorm {
 pub struct TransducerResult {
     pub text: String,
     pub words: Vec<Word>,
-    /// Per encoder output frame, in ms.
-    pub lookahead_ms: Vec<f32>,
+    /// Every encoder output frame's lookahead.
+    pub lookahead: LookaheadHistogram,
     pub corrections: usize,
+}
+
+/// The text of one segment, fixed at an endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct FinalSegment {
+    pub text: String,
+    pub words: Vec<Word>,
 }
 
 pub struct TransducerStage {
@@ -88,7 +95,9 @@ pub struct TransducerStage {
     search: Search,
     norm: RunningNorm,
     partial: PartialTracker,
-    lookahead_ms: Vec<f32>,
+    corrections: usize,
+    lookahead: LookaheadHistogram,
+    finals: Vec<FinalSegment>,
     segment_frames: usize,
     buf: Vec<f32>,
     frames: Vec<EncoderFrame>,
@@ -103,7 +112,9 @@ impl TransducerStage {
             opts,
             norm: RunningNorm::default(),
             partial: PartialTracker::default(),
-            lookahead_ms: Vec::new(),
+            corrections: 0,
+            lookahead: LookaheadHistogram::default(),
+            finals: Vec::new(),
             segment_frames: 0,
             buf: Vec::new(),
             frames: Vec::new(),
@@ -125,11 +136,26 @@ impl TransducerStage {
         Ok(self.decode_frames())
     }
 
-    /// An endpoint: flushes the encoder (the next audio starts a new segment).
-    pub fn endpoint(&mut self) -> Result<Option<String>> {
+    /// An endpoint: flushes the encoder, fixes the segment's text as final and starts the next
+    /// segment from a clean state (so memory does not grow with the length of the stream).
+    pub fn endpoint(&mut self) -> Result<()> {
         self.encoder.finish(&mut self.frames)?;
         self.segment_frames = 0;
-        Ok(self.decode_frames())
+        self.decode_frames();
+        let best = self.search.best();
+        if !best.emissions.is_empty() {
+            let text = self.engine.vocab.decode(&best.tokens());
+            self.finals.push(FinalSegment { text, words: words(&best.emissions, &self.engine.vocab) });
+        }
+        self.search = Search::new(self.opts.search, &self.engine.joiner);
+        self.corrections += self.partial.corrections;
+        self.partial = PartialTracker::default();
+        Ok(())
+    }
+
+    /// Final segments fixed since the last call.
+    pub fn take_finals(&mut self) -> Vec<FinalSegment> {
+        std::mem::take(&mut self.finals)
     }
 
     fn decode_frames(&mut self) -> Option<String> {
@@ -138,7 +164,7 @@ impl TransducerStage {
         }
         for f in self.frames.drain(..) {
             self.search.step(&self.engine.joiner, f.index, &f.values);
-            self.lookahead_ms.push(f.lookahead_ms);
+            self.lookahead.add(f.lookahead_ms);
         }
         let text = self.engine.vocab.decode(&self.search.best().tokens());
         (text != self.partial.shown).then(|| {
@@ -147,15 +173,15 @@ impl TransducerStage {
         })
     }
 
-    /// Ends the stream and returns the final result.
+    /// Ends the stream and returns everything not yet taken as finals.
     pub fn finish(mut self) -> Result<TransducerResult> {
         self.endpoint()?;
-        let best = self.search.best();
+        let finals = self.take_finals();
         Ok(TransducerResult {
-            text: self.engine.vocab.decode(&best.tokens()),
-            words: words(&best.emissions, &self.engine.vocab),
-            lookahead_ms: self.lookahead_ms,
-            corrections: self.partial.corrections,
+            text: finals.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join(" "),
+            words: finals.into_iter().flat_map(|f| f.words).collect(),
+            lookahead: self.lookahead,
+            corrections: self.corrections,
         })
     }
 }

@@ -48,10 +48,10 @@ impl Joiner {
             blank: c.blank_id,
             context_size: c.context_size,
             embedding: flat(&m.embedding)?,
-            pred_w: flat(m.pred_proj.weight())?,
-            pred_b: m.pred_proj.bias().map(flat).transpose()?.unwrap_or(vec![0.0; c.joiner_dim]),
-            out_w: flat(m.joiner_out.weight())?,
-            out_b: m.joiner_out.bias().map(flat).transpose()?.unwrap_or(vec![0.0; c.vocab_size]),
+            pred_w: flat(&m.pred_proj.weight_t.t()?)?,
+            pred_b: m.pred_proj.bias.as_ref().map(flat).transpose()?.unwrap_or(vec![0.0; c.joiner_dim]),
+            out_w: flat(&m.joiner_out.weight_t.t()?)?,
+            out_b: m.joiner_out.bias.as_ref().map(flat).transpose()?.unwrap_or(vec![0.0; c.vocab_size]),
         })
     }
 
