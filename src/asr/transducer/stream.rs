@@ -12,7 +12,7 @@ use std::sync::Arc;
 use candle_core::{Module, Result, Tensor};
 
 use super::Lookahead;
-use super::model::{TransducerModel, front_end_ready, lookahead_ms, positions, visible};
+use super::model::{TransducerModel, front_end_ready, gelu, lookahead_ms, positions, visible};
 
 /// One encoder output frame (25 per second), ready for the joiner.
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ impl StreamingEncoder {
         if h1_target > self.h1_count {
             let cols = taps(&self.mel, self.mel_base, self.mel_count, n_mels, (self.h1_count..h1_target).map(|i| i as isize));
             let cols = Tensor::from_vec(cols, (h1_target - self.h1_count, 3 * n_mels), &model.device)?;
-            let h = model.conv1.forward(&cols)?.gelu_erf()?;
+            let h = gelu(&model.conv1.forward(&cols)?)?;
             self.h1.extend(h.flatten_all()?.to_vec1::<f32>()?);
             self.h1_count = h1_target;
         }
@@ -145,7 +145,7 @@ impl StreamingEncoder {
             let n = x0_target - received;
             let cols = taps(&self.h1, self.h1_base, self.h1_count, d, (received..x0_target).map(|t| 2 * t as isize));
             let cols = Tensor::from_vec(cols, (n, 3 * d), &model.device)?;
-            let x = model.conv2.forward(&cols)?.gelu_erf()?;
+            let x = gelu(&model.conv2.forward(&cols)?)?;
             let x = (x + positions(received, n, d, &model.device)?)?;
             let ready: Vec<usize> = (received..x0_target).map(|t| front_end_ready(t, self.mel_count)).collect();
             self.receive(0, &x, ready)?;
