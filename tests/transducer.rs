@@ -209,7 +209,7 @@ fn transducer_state_stays_bounded_on_a_long_stream() {
 }
 
 /// Every alignment with at most one symbol per frame: its token sequence and log-probability.
-fn brute_force(joiner: &Joiner, frames: &[Vec<f32>]) -> HashMap<Vec<u32>, f32> {
+fn alignments(joiner: &Joiner, frames: &[Vec<f32>]) -> Vec<(Vec<u32>, f32)> {
     let mut paths: Vec<(Vec<u32>, Vec<u32>, f32)> = vec![(Vec::new(), joiner.initial_context(), 0.0)];
     for enc in frames {
         let mut next = Vec::new();
@@ -227,8 +227,13 @@ fn brute_force(joiner: &Joiner, frames: &[Vec<f32>]) -> HashMap<Vec<u32>, f32> {
         }
         paths = next;
     }
+    paths.into_iter().map(|(t, _, lp)| (t, lp)).collect()
+}
+
+/// Each token sequence's probability, summed over its alignments.
+fn brute_force(joiner: &Joiner, frames: &[Vec<f32>]) -> HashMap<Vec<u32>, f32> {
     let mut by_seq: HashMap<Vec<u32>, f32> = HashMap::new();
-    for (tokens, _, lp) in paths {
+    for (tokens, lp) in alignments(joiner, frames) {
         let e = by_seq.entry(tokens).or_insert(f32::NEG_INFINITY);
         let m = e.max(lp);
         *e = m + ((*e - m).exp() + (lp - m).exp()).ln();
@@ -236,26 +241,9 @@ fn brute_force(joiner: &Joiner, frames: &[Vec<f32>]) -> HashMap<Vec<u32>, f32> {
     by_seq
 }
 
-/// The single most probable alignment, by enumerating them all.
+/// The single most probable alignment.
 fn best_alignment(joiner: &Joiner, frames: &[Vec<f32>]) -> (Vec<u32>, f32) {
-    let mut paths: Vec<(Vec<u32>, Vec<u32>, f32)> = vec![(Vec::new(), joiner.initial_context(), 0.0)];
-    for enc in frames {
-        let mut next = Vec::new();
-        for (tokens, ctx, lp) in paths {
-            let probs = joiner.log_probs(enc, &joiner.predict(&ctx));
-            for (tok, p) in probs.iter().enumerate() {
-                let (mut tk, mut c) = (tokens.clone(), ctx.clone());
-                if tok as u32 != joiner.blank {
-                    tk.push(tok as u32);
-                    c.remove(0);
-                    c.push(tok as u32);
-                }
-                next.push((tk, c, lp + p));
-            }
-        }
-        paths = next;
-    }
-    paths.into_iter().max_by(|a, b| a.2.total_cmp(&b.2)).map(|(t, _, lp)| (t, lp)).unwrap()
+    alignments(joiner, frames).into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap()
 }
 
 #[test]

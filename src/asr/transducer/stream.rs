@@ -272,8 +272,8 @@ impl StreamingEncoder {
         let n_layers = model.config.n_layers;
         // Move new last-layer outputs to the pairing buffer.
         let top = &mut self.layers[n_layers];
-        self.tail.extend(top.inputs.drain(..));
-        self.tail_ready.extend(top.ready.drain(..));
+        self.tail.append(&mut top.inputs);
+        self.tail_ready.append(&mut top.ready);
         top.base = top.received;
         let available = self.tail_base + self.tail_ready.len();
         let pairs_ready = if finished { available.div_ceil(2) } else { available / 2 };
