@@ -13,5 +13,6 @@ pub mod features;
 pub mod models;
 pub mod output;
 pub mod pipeline;
+pub mod train;
 
 pub use error::{Error, Result};

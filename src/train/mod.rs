@@ -1,0 +1,3 @@
+//! Training the transducer: the RNN-T loss, data, and the training loop.
+
+pub mod rnnt;
