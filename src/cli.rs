@@ -35,6 +35,15 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Train the transducer (see models/README.md for the recipes).
+    Train {
+        /// Training configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Continue from the last checkpoint beside the output folder.
+        #[arg(long)]
+        resume: bool,
+    },
     /// Benchmarks (not part of the tests).
     Bench {
         #[command(subcommand)]
@@ -164,6 +173,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Bench { command: BenchCommand::TransducerRun { model, audio, lookahead, seconds, chunk_frames } } => {
             crate::bench::run_one(&model, &audio, lookahead, seconds, chunk_frames)?;
+            Ok(0)
+        }
+        Command::Train { config, resume } => {
+            crate::train::train(&config, resume)?;
             Ok(0)
         }
         Command::Models { command: ModelsCommand::List } => {

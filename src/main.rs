@@ -1,6 +1,13 @@
 use clap::Parser;
 
 fn main() {
+    // Tensors are allocated and freed constantly; glibc would return each large buffer to the
+    // kernel (mmap/munmap and page faults on every op). Keep them in the heap instead.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     tracing_subscriber::fmt()
         .with_env_filter(

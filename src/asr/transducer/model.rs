@@ -221,6 +221,13 @@ impl TransducerModel {
 
     /// The whole-sequence forward of one segment with ANCAT masks.
     pub fn encode(&self, mel: &Tensor, mode: Lookahead) -> Result<EncoderTrace> {
+        let (x, gates, ready_mel) = self.encode_hidden(mel, mode)?;
+        Ok(EncoderTrace { frames: self.output_frames(&x)?, gates, ready_mel })
+    }
+
+    /// The blocks' output at 50 frames/s (before the final LayerNorm), the gates, and per 25 Hz
+    /// output frame the last mel frame it depends on.
+    pub fn encode_hidden(&self, mel: &Tensor, mode: Lookahead) -> Result<(Tensor, Vec<Vec<bool>>, Vec<usize>)> {
         let n_mel = mel.dim(0)?;
         let mut x = self.front_end(mel)?;
         let t = x.dim(0)?;
@@ -249,9 +256,8 @@ impl TransducerModel {
             ready = next_ready;
             all_gates.push(gates);
         }
-        let frames = self.output_frames(&x)?;
         let ready_mel = (0..t.div_ceil(2)).map(|k| ready[2 * k].max(*ready.get(2 * k + 1).unwrap_or(&0))).collect();
-        Ok(EncoderTrace { frames, gates: all_gates, ready_mel })
+        Ok((x, all_gates, ready_mel))
     }
 
     /// Predictor output for a context of previous tokens (oldest first), `[joiner_dim]`.

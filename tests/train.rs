@@ -1,0 +1,64 @@
+//! `hark train` on a tiny model: a few steps on a few real utterances must lower the loss.
+
+mod common;
+
+#[test]
+fn transducer_training_loss_falls_on_a_few_utterances() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("train.tsv");
+    std::fs::write(
+        &manifest,
+        format!(
+            "file\tduration_seconds\treference_transcript\n{}\t2.6\tLord, but I'm glad to see you again, Phil.\n{}\t11.0\tAnd so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.\n",
+            common::fixture("speech-16k-mono.wav").display(),
+            common::fixture("jfk.flac").display()
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        r#"
+output = "tiny-model"
+lookahead = "causal"
+train = ["train.tsv"]
+steps = 60
+batch = 2
+lr = 3e-3
+warmup = 5
+checkpoint_every = 30
+dev_every = 1000
+
+[model]
+n_mels = 80
+d_model = 32
+n_heads = 4
+n_layers = 2
+ffn_dim = 64
+left_context = 20
+lookahead_frames = [2, 2]
+joiner_dim = 32
+context_size = 2
+vocab_size = 29
+blank_id = 0
+trained = false
+origin = "test"
+"#,
+    )
+    .unwrap();
+    let losses = hark::train::train(&config, false).unwrap();
+    assert_eq!(losses.len(), 60);
+    let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
+    let (first, last) = (mean(&losses[..5]), mean(&losses[55..]));
+    assert!(last < 0.7 * first, "loss per token went from {first} to {last}");
+    // The trained model folder loads and decodes.
+    let model = dir.path().join("tiny-model");
+    assert!(model.join("model.safetensors").is_file() && model.join("vocabulary.txt").is_file());
+    let out = common::hark(&["transcribe", "--engine", "transducer", "--lookahead", "causal", "--model", model.to_str().unwrap(), "audio-fixtures/speech-16k-mono.wav"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    // Resuming from the checkpoint continues at the saved step.
+    let config_text = std::fs::read_to_string(&config).unwrap().replace("steps = 60", "steps = 62");
+    std::fs::write(&config, config_text).unwrap();
+    let more = hark::train::train(&config, true).unwrap();
+    assert_eq!(more.len(), 2, "resumed at step 60");
+}
