@@ -113,9 +113,12 @@ pub fn resolve_transducer(name_or_dir: &str) -> Result<PathBuf> {
     if name_or_dir != DEFAULT_TRANSDUCER {
         return Err(Error::Model(format!("unknown transducer model '{name_or_dir}' (give a model folder or {DEFAULT_TRANSDUCER})")));
     }
-    let trained = model_root().join(DEFAULT_TRANSDUCER);
-    if trained.join("config.json").is_file() {
-        return Ok(trained);
+    // A trained model: installed in the model directory, or shipped in the repository's models/.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(DEFAULT_TRANSDUCER);
+    for trained in [model_root().join(DEFAULT_TRANSDUCER), shipped] {
+        if trained.join("config.json").is_file() {
+            return Ok(trained);
+        }
     }
     let dir = model_root().join(format!("{DEFAULT_TRANSDUCER}-untrained"));
     if dir.join("config.json").is_file() {

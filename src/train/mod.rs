@@ -223,6 +223,9 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
     eprintln!("hark: {} training utterances encoded", data.len());
 
     let output = resolve(base, &cfg.output);
+    if let Some(parent) = output.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
     let checkpoint = output.with_extension("checkpoint.safetensors");
     let state_path = output.with_extension("checkpoint.json");
     let mut start = 0;
