@@ -24,12 +24,7 @@ pub fn rss_mib() -> f64 {
 
 /// Mel frames of a real recording, to be looped into a stream of any length.
 fn speech_frames(path: &Path) -> anyhow::Result<Vec<MelFrame>> {
-    let samples = FileSource::open(path)?.read_all()?;
-    let mut fe = MelFrontend::new();
-    let mut frames = Vec::new();
-    fe.push(&samples, &mut frames);
-    fe.finish(&mut frames);
-    Ok(frames)
+    Ok(MelFrontend::compute(&FileSource::open(path)?.read_all()?))
 }
 
 /// A segment ends every 10 s of the synthetic stream, as an endpointer would cut dictation.

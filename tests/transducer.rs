@@ -46,16 +46,7 @@ fn random_mel(frames: usize, seed: u64) -> Vec<f32> {
 
 fn real_speech_mel() -> Vec<f32> {
     let samples = hark::audio::FileSource::open(&common::fixture("speech-16k-mono.wav")).unwrap().read_all().unwrap();
-    let mut fe = hark::features::MelFrontend::new();
-    let mut frames = Vec::new();
-    fe.push(&samples, &mut frames);
-    fe.finish(&mut frames);
-    let mut norm = hark::asr::transducer::recognizer::RunningNorm::default();
-    let mut out = Vec::new();
-    for f in &frames {
-        norm.apply(&f.values, &mut out);
-    }
-    out
+    hark::asr::transducer::recognizer::RunningNorm::normalize_all(&hark::features::MelFrontend::compute(&samples))
 }
 
 /// Streaming (chunks of 1, 7, all frames) against the masked forward, in every mode.

@@ -114,6 +114,15 @@ impl MelFrontend {
         }
     }
 
+    /// All frames of a whole recording at once.
+    pub fn compute(samples: &[f32]) -> Vec<MelFrame> {
+        let mut fe = Self::new();
+        let mut frames = Vec::with_capacity(samples.len() / HOP_LENGTH);
+        fe.push(samples, &mut frames);
+        fe.finish(&mut frames);
+        frames
+    }
+
     /// Frames produced so far will number `samples / 160` once the stream ends.
     pub fn frames_emitted(&self) -> u64 {
         self.next_frame

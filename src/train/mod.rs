@@ -151,17 +151,7 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 }
 
 fn mel_of(path: &Path) -> anyhow::Result<Vec<f32>> {
-    let samples = FileSource::open(path)?.read_all()?;
-    let mut fe = MelFrontend::new();
-    let mut frames = Vec::new();
-    fe.push(&samples, &mut frames);
-    fe.finish(&mut frames);
-    let mut norm = RunningNorm::default();
-    let mut out = Vec::with_capacity(frames.len() * 80);
-    for f in &frames {
-        norm.apply(&f.values, &mut out);
-    }
-    Ok(out)
+    Ok(RunningNorm::normalize_all(&MelFrontend::compute(&FileSource::open(path)?.read_all()?)))
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {

@@ -65,6 +65,16 @@ impl Default for RunningNorm {
 }
 
 impl RunningNorm {
+    /// A whole recording's frames, normalised as the streaming stage would (flattened).
+    pub fn normalize_all(frames: &[MelFrame]) -> Vec<f32> {
+        let mut norm = Self::default();
+        let mut out = Vec::with_capacity(frames.len() * N_MELS);
+        for f in frames {
+            norm.apply(&f.values, &mut out);
+        }
+        out
+    }
+
     pub fn apply(&mut self, frame: &[f32; N_MELS], out: &mut Vec<f32>) {
         self.max = frame.iter().copied().fold(self.max, f32::max);
         out.extend(frame.iter().map(|&v| (v.max(self.max - 8.0) + 4.0) / 4.0));
