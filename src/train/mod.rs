@@ -327,11 +327,9 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
             save_head(done)?;
             export(done, "")?;
         }
-        if let Some(dev) = &cfg.dev {
-            if done % cfg.dev_every == 0 || done == cfg.steps {
-                let wer = dev_wer(&output, &resolve(base, dev), mode, cfg.dev_files)?;
-                pb.suspend(|| eprintln!("hark: step {done}: loss/token {value:.3}, dev WER {wer:.2}% ({} files)", cfg.dev_files));
-            }
+        if let Some(dev) = cfg.dev.as_ref().filter(|_| done % cfg.dev_every == 0 || done == cfg.steps) {
+            let wer = dev_wer(&output, &resolve(base, dev), mode, cfg.dev_files)?;
+            pb.suspend(|| eprintln!("hark: step {done}: loss/token {value:.3}, dev WER {wer:.2}% ({} files)", cfg.dev_files));
         }
     }
     pb.finish();

@@ -95,6 +95,7 @@ impl Lattice {
     }
 
     /// d(−log P)/d logits, `[t, u1, v]`.
+    #[allow(clippy::needless_range_loop)] // (t, u) indices are the lattice's coordinates
     pub fn gradient(&self, labels: &[u32], blank: u32) -> Vec<f32> {
         let (t, u1, v) = (self.t, self.u1, self.v);
         let log_p = self.log_likelihood();
@@ -187,6 +188,7 @@ mod tests {
     /// then the final blank.
     fn brute_force(z: &[f32], t: usize, u1: usize, v: usize, labels: &[u32], blank: u32) -> f64 {
         let lp = log_probs(z, t * u1, v);
+        #[allow(clippy::too_many_arguments)]
         fn walk(lp: &[f64], t: usize, u1: usize, v: usize, labels: &[u32], blank: u32, tt: usize, uu: usize, acc: f64, out: &mut Vec<f64>) {
             let at = |a: usize, b: usize, k: u32| lp[(a * u1 + b) * v + k as usize];
             if tt == t - 1 && uu == u1 - 1 {
