@@ -106,17 +106,31 @@ pub fn positions(start: usize, n: usize, d: usize, device: &Device) -> Result<Te
 
 /// Is key `s` visible to query `t`? (`end` = the number of frames in the segment.)
 pub fn visible(mode: Lookahead, cfg: &TransducerConfig, layer: usize, gate: bool, t: usize, s: usize) -> bool {
-    match mode {
-        Lookahead::Full => true,
-        _ => {
-            let w = match mode {
-                Lookahead::Fixed(n) => n,
-                Lookahead::Adaptive if gate => cfg.lookahead_frames[layer],
-                _ => 0,
-            };
-            s + cfg.left_context >= t && s <= t + w
-        }
+    match future_frames(mode, cfg, layer, gate) {
+        None => true,
+        Some(w) => s + cfg.left_context >= t && s <= t + w,
     }
+}
+
+/// Future frames a query at `layer` may see, or None for the whole segment (full context).
+pub fn future_frames(mode: Lookahead, cfg: &TransducerConfig, layer: usize, gate: bool) -> Option<usize> {
+    match mode {
+        Lookahead::Full => None,
+        Lookahead::Fixed(n) => Some(n),
+        Lookahead::Adaptive if gate => Some(cfg.lookahead_frames[layer]),
+        _ => Some(0),
+    }
+}
+
+/// Each frame's gate at one block for the inputs `x`: the scheduler decides in adaptive mode;
+/// the other modes fix every gate (off when causal, on otherwise).
+pub fn gates(mode: Lookahead, block: &Block, x: &Tensor) -> Result<Vec<bool>> {
+    let n = x.dim(0)?;
+    Ok(match mode {
+        Lookahead::Adaptive => block.gate_logits(x)?.iter().map(|&g| g > 0.0).collect(),
+        Lookahead::Causal => vec![false; n],
+        Lookahead::Fixed(_) | Lookahead::Full => vec![true; n],
+    })
 }
 
 /// Mel frames a 50 Hz front-end frame depends on: conv2 output t reads conv1 2t+1, which reads
@@ -234,11 +248,7 @@ impl TransducerModel {
         let mut ready: Vec<usize> = (0..t).map(|i| front_end_ready(i, n_mel)).collect();
         let mut all_gates = Vec::new();
         for (l, block) in self.blocks.iter().enumerate() {
-            let gates: Vec<bool> = match mode {
-                Lookahead::Adaptive => block.gate_logits(&x)?.iter().map(|&g| g > 0.0).collect(),
-                Lookahead::Causal => vec![false; t],
-                Lookahead::Fixed(_) | Lookahead::Full => vec![true; t],
-            };
+            let gates = gates(mode, block, &x)?;
             let mut mask = vec![f32::NEG_INFINITY; t * t];
             let mut next_ready = vec![0; t];
             for q in 0..t {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use candle_core::{Module, Result, Tensor};
 
 use super::Lookahead;
-use super::model::{TransducerModel, front_end_ready, gelu, lookahead_ms, positions, visible};
+use super::model::{TransducerModel, front_end_ready, future_frames, gates, gelu, lookahead_ms, positions, visible};
 
 /// One encoder output frame (25 per second), ready for the joiner.
 #[derive(Debug, Clone)]
@@ -174,11 +174,7 @@ impl StreamingEncoder {
         if l < self.model.config.n_layers {
             let block = &self.model.blocks[l];
             let (q, k, v) = block.qkv(x)?;
-            let gates: Vec<bool> = match self.mode {
-                Lookahead::Adaptive => block.gate_logits(x)?.iter().map(|&g| g > 0.0).collect(),
-                Lookahead::Causal => vec![false; n],
-                Lookahead::Fixed(_) | Lookahead::Full => vec![true; n],
-            };
+            let gates = gates(self.mode, block, x)?;
             let st = &mut self.layers[l];
             st.q.extend(q.flatten_all()?.to_vec1::<f32>()?);
             st.k.extend(k.flatten_all()?.to_vec1::<f32>()?);
@@ -199,15 +195,8 @@ impl StreamingEncoder {
         let d = self.d;
         let st = &self.layers[l];
         let last = st.received; // frames [0, last) have arrived
-        let horizon = |t: usize, gate: bool| -> Option<usize> {
-            // The last key index query t needs, or None for "the end of the segment".
-            match self.mode {
-                Lookahead::Full => None,
-                Lookahead::Fixed(n) => Some(t + n),
-                Lookahead::Adaptive if gate => Some(t + cfg.lookahead_frames[l]),
-                _ => Some(t),
-            }
-        };
+        // The last key index query t needs, or None for "the end of the segment".
+        let horizon = |t: usize, gate: bool| future_frames(self.mode, cfg, l, gate).map(|w| t + w);
         let mut end = st.done;
         while end < last {
             let ready = match horizon(end, st.gates[end - st.base]) {
