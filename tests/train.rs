@@ -2,10 +2,8 @@
 
 mod common;
 
-#[test]
-fn transducer_training_loss_falls_on_a_few_utterances() {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("train.tsv");
+fn write_manifest(dir: &std::path::Path) {
+    let manifest = dir.join("train.tsv");
     std::fs::write(
         &manifest,
         format!(
@@ -15,20 +13,9 @@ fn transducer_training_loss_falls_on_a_few_utterances() {
         ),
     )
     .unwrap();
-    let config = dir.path().join("tiny.toml");
-    std::fs::write(
-        &config,
-        r#"
-output = "tiny-model"
-lookahead = "causal"
-train = ["train.tsv"]
-steps = 60
-batch = 2
-lr = 3e-3
-warmup = 5
-checkpoint_every = 30
-dev_every = 1000
+}
 
+const TINY_MODEL: &str = r#"
 [model]
 n_mels = 80
 d_model = 32
@@ -43,9 +30,25 @@ vocab_size = 29
 blank_id = 0
 trained = false
 origin = "test"
-"#,
-    )
-    .unwrap();
+"#;
+
+#[test]
+fn transducer_training_loss_falls_on_a_few_utterances() {
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path());
+    let config = dir.path().join("tiny.toml");
+    let recipe = r#"
+output = "tiny-model"
+lookahead = "causal"
+train = ["train.tsv"]
+steps = 60
+batch = 2
+lr = 3e-3
+warmup = 5
+checkpoint_every = 30
+dev_every = 1000
+"#;
+    std::fs::write(&config, format!("{recipe}{TINY_MODEL}")).unwrap();
     let losses = hark::train::train(&config, false).unwrap();
     assert_eq!(losses.len(), 60);
     let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
@@ -61,4 +64,36 @@ origin = "test"
     std::fs::write(&config, config_text).unwrap();
     let more = hark::train::train(&config, true).unwrap();
     assert_eq!(more.len(), 2, "resumed at step 60");
+}
+
+#[test]
+fn transducer_training_latency_regulariser_closes_the_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path());
+    let config = dir.path().join("adaptive.toml");
+    let recipe = r#"
+output = "adaptive-model"
+lookahead = "adaptive"
+lookahead_frames = [2, 4]
+unfreeze = 2
+latency_weight = 20.0
+gate_init_bias = 1.0
+train = ["train.tsv"]
+steps = 40
+batch = 2
+lr = 3e-3
+warmup = 5
+checkpoint_every = 40
+dev_every = 1000
+"#;
+    std::fs::write(&config, format!("{recipe}{TINY_MODEL}")).unwrap();
+    let stats = hark::train::train_with_stats(&config, false).unwrap();
+    let (first, last) = (stats[0], stats[39]);
+    assert!(first.gate_rate > 0.6, "gates start mostly open: {first:?}");
+    assert!(last.gate_rate < 0.5 * first.gate_rate && last.lookahead_ms < 0.7 * first.lookahead_ms, "{first:?} → {last:?}");
+    // The exported model's schedulers run in adaptive mode and report its lookahead.
+    let model = dir.path().join("adaptive-model");
+    let out = common::hark(&["eval", "--engine", "transducer", "--lookahead", "adaptive", "--model", model.to_str().unwrap(), dir.path().join("train.tsv").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lookahead=adaptive"));
 }

@@ -1,10 +1,12 @@
-//! `hark train`: the transducer's head (25 Hz subsampling, joiner, predictor) trained with the
-//! RNN-T loss on top of a frozen encoder (Whisper tiny.en's, run in a fixed lookahead mode).
+//! `hark train`: the transducer trained with the RNN-T loss on top of Whisper tiny.en's encoder.
 //!
-//! Because the encoder is frozen, its outputs are computed once per utterance and cached, so a
-//! training step only runs the head. Scheduler training, encoder fine-tuning, distillation and
-//! augmentation are not here yet (see models/README.md).
+//! The lower encoder blocks stay frozen: their outputs (in the training lookahead mode) are
+//! computed once per utterance and cached. The top `unfreeze` blocks, their attention schedulers
+//! and the head (25 Hz subsampling, stateless predictor, joiner) are trained, with optional
+//! regularisers: the expected algorithmic lookahead (propagated through the trained blocks), the
+//! gate usage, and distillation to the frozen full-context encoder's output.
 
+pub mod layers;
 pub mod rnnt;
 
 use std::collections::HashMap;
@@ -18,6 +20,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::asr::transducer::init::{Rng, load_whisper_encoder, random_tensors, save_model};
+use crate::asr::transducer::model::future_frames;
+use layers::{BLOCK_PARAMS, Params, TrainableBlock, dropout_if, layer_norm, mean_lookahead_ms, propagate_ready};
 use crate::asr::transducer::recognizer::RunningNorm;
 use crate::asr::transducer::search::SearchMode;
 use crate::asr::transducer::{Lookahead, TransducerConfig, TransducerEngine, TransducerModel, TransducerOptions, Vocabulary};
@@ -66,6 +70,38 @@ pub struct TrainConfig {
     /// Model shape when there is no Whisper encoder (tests).
     #[serde(default)]
     pub model: Option<TransducerConfig>,
+    /// How many of the top encoder blocks (and the final LayerNorm) are trained; 0 = head only.
+    #[serde(default)]
+    pub unfreeze: usize,
+    /// Adaptive mode: per block, the future frames a query sees when its gate is on. Frozen
+    /// blocks keep their gate always on; the trained blocks' schedulers learn when to open.
+    #[serde(default)]
+    pub lookahead_frames: Option<Vec<usize>>,
+    /// Loss per 100 ms of expected mean algorithmic lookahead (adaptive mode).
+    #[serde(default)]
+    pub latency_weight: f64,
+    /// Loss per unit of mean gate probability (adaptive mode).
+    #[serde(default)]
+    pub gate_weight: f64,
+    /// Weight of the mean squared distance to the frozen full-context encoder's output.
+    #[serde(default)]
+    pub distill_weight: f64,
+    /// Dropout on the trained blocks' branches and on the head's input.
+    #[serde(default)]
+    pub dropout: f32,
+    /// Learning rate of the pretrained encoder blocks, relative to `lr`.
+    #[serde(default = "default_encoder_lr_scale")]
+    pub encoder_lr_scale: f64,
+    /// Initial bias of the trained schedulers (positive = gates start mostly open).
+    #[serde(default = "default_gate_bias")]
+    pub gate_init_bias: f32,
+}
+
+fn default_encoder_lr_scale() -> f64 {
+    0.1
+}
+fn default_gate_bias() -> f32 {
+    1.0
 }
 
 fn default_dev_files() -> usize {
@@ -90,10 +126,13 @@ fn default_every() -> usize {
     500
 }
 
-/// A training example: frozen encoder output (after the final LayerNorm, 50 Hz) and labels.
+/// A training example: the frozen blocks' output (50 Hz, `[T, d]`), per frame the last mel frame
+/// it depends on, the labels, and the distillation target when distilling.
 struct Example {
-    feats: Tensor,
+    hidden: Tensor,
+    ready: Tensor,
     labels: Vec<u32>,
+    target: Option<Tensor>,
 }
 
 /// The trainable tensors, by their names in the model file.
@@ -109,18 +148,16 @@ const HEAD: [&str; 9] = [
     "joiner_out.bias",
 ];
 
-struct Head {
-    vars: HashMap<&'static str, Var>,
-    cfg: TransducerConfig,
+struct Head<'a> {
+    params: &'a Params,
+    cfg: &'a TransducerConfig,
 }
 
-fn linear(x: &Tensor, w: &Var, b: &Var) -> candle_core::Result<Tensor> {
-    x.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())
-}
+use layers::linear;
 
-impl Head {
-    fn var(&self, name: &str) -> &Var {
-        &self.vars[name]
+impl Head<'_> {
+    fn var(&self, name: &str) -> &Tensor {
+        self.params.get(name)
     }
 
     /// Joiner logits `[K, U+1, V]` for one utterance.
@@ -138,7 +175,7 @@ impl Head {
             }
         }
         let ids = Tensor::new(ids.as_slice(), feats.device())?;
-        let emb = self.var("embedding").as_tensor().index_select(&ids, 0)?.reshape((labels.len() + 1, c * self.cfg.joiner_dim))?;
+        let emb = self.var("embedding").index_select(&ids, 0)?.reshape((labels.len() + 1, c * self.cfg.joiner_dim))?;
         let pred = linear(&emb, self.var("pred_proj.weight"), self.var("pred_proj.bias"))?;
         let (k, u1, j) = (enc.dim(0)?, pred.dim(0)?, self.cfg.joiner_dim);
         let h = enc.unsqueeze(1)?.broadcast_add(&pred.unsqueeze(0)?)?.tanh()?.reshape((k * u1, j))?;
@@ -160,27 +197,70 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// Per-step figures besides the loss, for the log and for tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepStats {
+    pub loss: f32,
+    /// Expected mean algorithmic lookahead of the batch, ms.
+    pub lookahead_ms: f32,
+    /// Mean gate probability of the trained blocks (adaptive mode).
+    pub gate_rate: f32,
+}
+
 /// Runs a training job. Returns the per-step losses (for tests).
 pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
+    Ok(train_with_stats(config_path, resume)?.iter().map(|s| s.loss).collect())
+}
+
+/// Runs a training job and returns every step's figures.
+pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<StepStats>> {
     let text = std::fs::read_to_string(config_path).with_context(|| format!("reading {}", config_path.display()))?;
     let cfg: TrainConfig = toml::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
     let base = config_path.parent().unwrap_or(Path::new("."));
     let mode: Lookahead = cfg.lookahead.parse().map_err(anyhow::Error::msg)?;
-    if mode == Lookahead::Adaptive {
-        bail!("training the attention schedulers (adaptive mode) needs the encoder unfrozen, which `hark train` does not do yet; use causal, fixed:N or full");
-    }
     let device = Device::Cpu;
     let vocab = Vocabulary::characters();
     let mut model_cfg = cfg.model.clone().unwrap_or_else(|| TransducerConfig::tiny(vocab.len()));
     model_cfg.vocab_size = vocab.len();
+    let n_layers = model_cfg.n_layers;
+    if cfg.unfreeze > n_layers {
+        bail!("unfreeze = {} but the encoder has {n_layers} blocks", cfg.unfreeze);
+    }
+    let first_trained = n_layers - cfg.unfreeze;
+    if mode == Lookahead::Adaptive {
+        let frames = cfg.lookahead_frames.clone().context("adaptive training needs lookahead_frames (one window per encoder block)")?;
+        if frames.len() != n_layers {
+            bail!("lookahead_frames lists {} windows for {n_layers} blocks", frames.len());
+        }
+        if cfg.unfreeze == 0 {
+            bail!("adaptive training needs unfreeze ≥ 1: the schedulers of frozen blocks cannot learn");
+        }
+        model_cfg.lookahead_frames = frames;
+    } else if let Lookahead::Fixed(n) = mode {
+        model_cfg.lookahead_frames = vec![n; n_layers];
+    }
     let mut tensors = random_tensors(&model_cfg, cfg.seed)?;
     if let Some(w) = &cfg.init_whisper {
         let dir = crate::models::resolve(w)?;
         load_whisper_encoder(&mut tensors, &dir, &model_cfg)?;
     }
+    // Schedulers: frozen blocks keep their gate always open (their window is fixed); the
+    // trained ones start near zero with a bias, so the first steps see the gates mostly open.
+    let mut rng = Rng::new(cfg.seed ^ 0x9a7e);
+    for l in 0..n_layers {
+        let w = &tensors[&format!("blocks.{l}.scheduler.weight")];
+        let (weight, bias) = if l < first_trained {
+            (w.zeros_like()?, 10f32)
+        } else {
+            let small: Vec<f32> = (0..w.elem_count()).map(|_| 1e-3 * rng.normal()).collect();
+            (Tensor::from_vec(small, w.shape(), &device)?, cfg.gate_init_bias)
+        };
+        tensors.insert(format!("blocks.{l}.scheduler.weight"), weight);
+        tensors.insert(format!("blocks.{l}.scheduler.bias"), Tensor::new(&[bias], &device)?);
+    }
     let encoder = TransducerModel::from_tensors(model_cfg.clone(), &tensors, &device)?;
 
-    // Frozen encoder outputs, once per utterance.
+    // The frozen blocks' outputs, once per utterance.
     let mut entries = Vec::new();
     for m in &cfg.train {
         let mut e = read_manifest(&resolve(base, m))?;
@@ -206,11 +286,39 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
             }
         };
         let mel = Tensor::from_vec(mel.clone(), (mel.len() / 80, 80), &device)?;
-        let (x, _, _) = encoder.encode_hidden(&mel, mode)?;
-        data.push(Example { feats: encoder.ln_post.forward(&x)?, labels });
+        let (hidden, _, ready) = encoder.encode_layers(&mel, mode, first_trained)?;
+        let ready: Vec<f32> = ready.iter().map(|&r| r as f32).collect();
+        let target = if cfg.distill_weight > 0.0 {
+            let (full, _, _) = encoder.encode_hidden(&mel, Lookahead::Full)?;
+            Some(encoder.ln_post.forward(&full)?)
+        } else {
+            None
+        };
+        data.push(Example { hidden, ready: Tensor::new(ready.as_slice(), &device)?, labels, target });
     }
     pb.finish_and_clear();
     eprintln!("hark: {} training utterances encoded", data.len());
+    drop(encoder);
+
+    // What is trained: the head, the top blocks (with their schedulers) and the final LayerNorm.
+    let mut head_names: Vec<String> = HEAD.iter().map(|s| s.to_string()).collect();
+    let mut encoder_names = Vec::new();
+    for l in first_trained..n_layers {
+        for p in BLOCK_PARAMS {
+            let name = format!("blocks.{l}.{p}");
+            if p.starts_with("scheduler") {
+                if mode == Lookahead::Adaptive {
+                    head_names.push(name);
+                }
+            } else {
+                encoder_names.push(name);
+            }
+        }
+    }
+    if cfg.unfreeze > 0 {
+        encoder_names.extend(["ln_post.weight".to_string(), "ln_post.bias".to_string()]);
+    }
+    let trained: Vec<String> = head_names.iter().chain(&encoder_names).cloned().collect();
 
     let output = resolve(base, &cfg.output);
     if let Some(parent) = output.parent() {
@@ -221,60 +329,62 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
     let mut start = 0;
     if resume && checkpoint.is_file() {
         let saved = candle_core::safetensors::load(&checkpoint, &device)?;
-        for name in HEAD {
-            tensors.insert(name.to_string(), saved.get(name).with_context(|| format!("checkpoint lacks {name}"))?.clone());
+        for name in &trained {
+            tensors.insert(name.clone(), saved.get(name).with_context(|| format!("checkpoint lacks {name}"))?.clone());
         }
         let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_path)?)?;
         start = state["step"].as_u64().unwrap_or(0) as usize;
         eprintln!("hark: resuming at step {start} (optimizer moments restart)");
     }
-    let head = Head {
-        vars: HEAD.iter().map(|&n| Ok((n, Var::from_tensor(&tensors[n])?))).collect::<candle_core::Result<_>>()?,
-        cfg: model_cfg.clone(),
-    };
-    let mut opt = AdamW::new(
-        HEAD.iter().map(|n| head.vars[n].clone()).collect(),
-        ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..Default::default() },
-    )?;
-    let save_head = |step: usize| -> anyhow::Result<()> {
-        let map: HashMap<String, Tensor> = HEAD.iter().map(|&n| (n.to_string(), head.vars[n].as_tensor().clone())).collect();
+    let mut fixed = tensors.clone();
+    let mut vars = HashMap::new();
+    for name in &trained {
+        vars.insert(name.clone(), Var::from_tensor(&fixed.remove(name).with_context(|| format!("model lacks {name}"))?)?);
+    }
+    let params = Params { vars, fixed };
+    let group = |names: &[String]| -> Vec<Var> { names.iter().map(|n| params.vars[n].clone()).collect() };
+    let mut head_opt = AdamW::new(group(&head_names), ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..Default::default() })?;
+    let mut encoder_opt = AdamW::new(group(&encoder_names), ParamsAdamW { lr: cfg.lr * cfg.encoder_lr_scale, weight_decay: cfg.weight_decay, ..Default::default() })?;
+    let save_checkpoint = |step: usize| -> anyhow::Result<()> {
+        let map: HashMap<String, Tensor> = params.vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
         candle_core::safetensors::save(&map, &checkpoint)?;
         std::fs::write(&state_path, serde_json::json!({ "step": step }).to_string())?;
         Ok(())
     };
-    let export = |step: usize, note: &str| -> anyhow::Result<()> {
-        let mut all = tensors.clone();
-        for &n in &HEAD {
-            all.insert(n.to_string(), head.vars[n].as_tensor().clone());
+    let export = |step: usize| -> anyhow::Result<()> {
+        let mut all = params.fixed.clone();
+        for (n, v) in &params.vars {
+            all.insert(n.clone(), v.as_tensor().clone());
         }
         let mut c = model_cfg.clone();
         c.trained = true;
-        if let Lookahead::Fixed(n) = mode {
-            // The schedulers are not trained yet: every gate on, with the window the head was
-            // trained for, so that adaptive mode runs this model exactly as fixed:N.
-            c.lookahead_frames = vec![n; c.n_layers];
-            for l in 0..c.n_layers {
+        if matches!(mode, Lookahead::Fixed(_)) {
+            // No scheduler is trained in a fixed mode: every gate on, with the window the model
+            // was trained for, so that adaptive mode runs this model exactly as fixed:N.
+            for l in 0..n_layers {
                 let w = &all[&format!("blocks.{l}.scheduler.weight")];
                 all.insert(format!("blocks.{l}.scheduler.weight"), w.zeros_like()?);
                 all.insert(format!("blocks.{l}.scheduler.bias"), Tensor::new(&[10f32], &device)?);
             }
         }
         c.origin = format!(
-            "hark train {}: frozen encoder ({}) in {} mode, head trained {step} steps{note}",
+            "hark train {}: encoder {} in {} mode, top {} blocks and head trained {step} steps",
             config_path.display(),
             cfg.init_whisper.as_deref().unwrap_or("random"),
-            cfg.lookahead
+            cfg.lookahead,
+            cfg.unfreeze
         );
         save_model(&output, &c, &all, &vocab)?;
         Ok(())
     };
 
     let mut rng = Rng::new(cfg.seed ^ 0x5eed);
-    let mut losses = Vec::new();
+    let mut stats = Vec::new();
     let pb = bar(cfg.steps as u64, "training");
     pb.set_position(start as u64);
     let t0 = Instant::now();
     let mut utts = 0usize;
+    let head = Head { params: &params, cfg: &model_cfg };
     for step in start..cfg.steps {
         let lr = if step < cfg.warmup {
             cfg.lr * (step + 1) as f64 / cfg.warmup as f64
@@ -282,50 +392,93 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
             let p = (step - cfg.warmup) as f64 / (cfg.steps - cfg.warmup).max(1) as f64;
             cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
         };
-        opt.set_learning_rate(lr);
-        let mut total = Tensor::zeros((), DType::F32, &device)?;
+        head_opt.set_learning_rate(lr);
+        encoder_opt.set_learning_rate(lr * cfg.encoder_lr_scale);
+        let zero = || Tensor::zeros((), DType::F32, &device);
+        let (mut rnnt_sum, mut latency_sum, mut gate_sum, mut distill_sum) = (zero()?, zero()?, zero()?, zero()?);
         let mut tokens = 0;
         for _ in 0..cfg.batch {
             let ex = &data[(rng.next_u64() % data.len() as u64) as usize];
-            let logits = head.logits(&ex.feats, &ex.labels)?;
-            total = (total + rnnt::rnnt_loss(&logits, &ex.labels, model_cfg.blank_id)?)?;
+            let mut x = ex.hidden.clone();
+            let mut ready = ex.ready.clone();
+            for l in first_trained..n_layers {
+                let out = TrainableBlock { layer: l, params: &params }.forward(&x, mode, &model_cfg, cfg.dropout)?;
+                if let Some(window) = future_frames(mode, &model_cfg, l, true) {
+                    ready = propagate_ready(&ready, &out.gate_prob, window)?;
+                }
+                if mode == Lookahead::Adaptive {
+                    gate_sum = (gate_sum + (out.gate_prob.mean_all()? / cfg.unfreeze as f64)?)?;
+                }
+                x = out.x;
+            }
+            let feats = layer_norm(&x, params.get("ln_post.weight"), params.get("ln_post.bias"))?;
+            if let Some(target) = &ex.target {
+                distill_sum = (distill_sum + (&feats - target)?.sqr()?.mean_all()?)?;
+            }
+            let logits = head.logits(&dropout_if(&feats, cfg.dropout)?, &ex.labels)?;
+            rnnt_sum = (rnnt_sum + rnnt::rnnt_loss(&logits, &ex.labels, model_cfg.blank_id)?)?;
+            if mode != Lookahead::Full {
+                latency_sum = (latency_sum + mean_lookahead_ms(&ready)?)?;
+            }
             tokens += ex.labels.len();
         }
         utts += cfg.batch;
-        let loss = (total / tokens as f64)?;
-        let value: f32 = loss.to_scalar()?;
-        if !value.is_finite() {
-            bail!("the loss became {value} at step {step}; lower the learning rate");
+        let per_utt = 1.0 / cfg.batch as f64;
+        let rnnt_loss = (rnnt_sum / tokens as f64)?;
+        let latency = (latency_sum * per_utt)?;
+        let gate_rate = (gate_sum * per_utt)?;
+        let mut loss = rnnt_loss.clone();
+        if cfg.latency_weight > 0.0 && mode == Lookahead::Adaptive {
+            loss = (loss + (&latency * (cfg.latency_weight / 100.0))?)?;
         }
+        if cfg.gate_weight > 0.0 && mode == Lookahead::Adaptive {
+            loss = (loss + (&gate_rate * cfg.gate_weight)?)?;
+        }
+        if cfg.distill_weight > 0.0 {
+            loss = (loss + (distill_sum * (per_utt * cfg.distill_weight))?)?;
+        }
+        let value: f32 = rnnt_loss.to_scalar()?;
+        let total: f32 = loss.to_scalar()?;
+        if !total.is_finite() {
+            bail!("the loss became {total} at step {step}; lower the learning rate");
+        }
+        let step_stats = StepStats { loss: value, lookahead_ms: latency.to_scalar()?, gate_rate: gate_rate.to_scalar()? };
         let mut grads = loss.backward()?;
         // Clip the global gradient norm.
         let mut sq = 0f64;
-        for n in HEAD {
-            if let Some(g) = grads.get(head.vars[n].as_tensor()) {
+        for v in params.vars.values() {
+            if let Some(g) = grads.get(v.as_tensor()) {
                 sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
             }
         }
         let norm = sq.sqrt();
         if norm > cfg.clip_norm {
-            for n in HEAD {
-                let t = head.vars[n].as_tensor();
+            for v in params.vars.values() {
+                let t = v.as_tensor();
                 if let Some(g) = grads.remove(t) {
                     grads.insert(t, (g * (cfg.clip_norm / norm))?);
                 }
             }
         }
-        opt.step(&grads)?;
-        losses.push(value);
+        head_opt.step(&grads)?;
+        encoder_opt.step(&grads)?;
+        stats.push(step_stats);
         pb.inc(1);
-        let msg = format!("loss/token {value:.3}  {:.1} utt/s  lr {lr:.1e}", utts as f64 / t0.elapsed().as_secs_f64());
+        let mut msg = format!("loss/token {value:.3}  {:.1} utt/s  lr {lr:.1e}", utts as f64 / t0.elapsed().as_secs_f64());
+        if mode != Lookahead::Full {
+            msg += &format!("  lookahead {:.0} ms", step_stats.lookahead_ms);
+        }
+        if mode == Lookahead::Adaptive {
+            msg += &format!("  gates {:.0}%", 100.0 * step_stats.gate_rate);
+        }
         let done = step + 1;
         if pb.is_hidden() && done % 50 == 0 {
             eprintln!("hark: step {done}/{}: {msg}", cfg.steps); // a log line where no bar is drawn
         }
         pb.set_message(msg);
         if done % cfg.checkpoint_every == 0 || done == cfg.steps {
-            save_head(done)?;
-            export(done, "")?;
+            save_checkpoint(done)?;
+            export(done)?;
         }
         if let Some(dev) = cfg.dev.as_ref().filter(|_| done % cfg.dev_every == 0 || done == cfg.steps) {
             let wer = dev_wer(&output, &resolve(base, dev), mode, cfg.dev_files)?;
@@ -333,7 +486,7 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
         }
     }
     pb.finish();
-    Ok(losses)
+    Ok(stats)
 }
 
 /// WER of the exported model on the first `n` files of a dev manifest, streaming, greedy.

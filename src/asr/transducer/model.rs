@@ -147,6 +147,11 @@ pub fn lookahead_ms(k: usize, ready_mel: usize) -> f32 {
     (needed_ms - 40.0 * (k as f32 + 1.0)).max(0.0)
 }
 
+/// Per 25 Hz output frame (a pair of 50 Hz frames), the last mel frame it depends on.
+pub fn output_ready(ready: &[usize]) -> Vec<usize> {
+    (0..ready.len().div_ceil(2)).map(|k| ready[2 * k].max(*ready.get(2 * k + 1).unwrap_or(&0))).collect()
+}
+
 /// erf by Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7): several times faster than the
 /// libm erf candle's `gelu_erf` calls, which took 12% of streaming time.
 fn erf(x: f32) -> f32 {
@@ -242,12 +247,19 @@ impl TransducerModel {
     /// The blocks' output at 50 frames/s (before the final LayerNorm), the gates, and per 25 Hz
     /// output frame the last mel frame it depends on.
     pub fn encode_hidden(&self, mel: &Tensor, mode: Lookahead) -> Result<(Tensor, Vec<Vec<bool>>, Vec<usize>)> {
+        let (x, gates, ready) = self.encode_layers(mel, mode, self.blocks.len())?;
+        Ok((x, gates, output_ready(&ready)))
+    }
+
+    /// The front end and the first `n_layers` blocks: their output at 50 frames/s, the gates, and
+    /// per 50 Hz frame the last mel frame it depends on.
+    pub fn encode_layers(&self, mel: &Tensor, mode: Lookahead, n_layers: usize) -> Result<(Tensor, Vec<Vec<bool>>, Vec<usize>)> {
         let n_mel = mel.dim(0)?;
         let mut x = self.front_end(mel)?;
         let t = x.dim(0)?;
         let mut ready: Vec<usize> = (0..t).map(|i| front_end_ready(i, n_mel)).collect();
         let mut all_gates = Vec::new();
-        for (l, block) in self.blocks.iter().enumerate() {
+        for (l, block) in self.blocks.iter().enumerate().take(n_layers) {
             let gates = gates(mode, block, &x)?;
             let mut mask = vec![f32::NEG_INFINITY; t * t];
             let mut next_ready = vec![0; t];
@@ -266,8 +278,7 @@ impl TransducerModel {
             ready = next_ready;
             all_gates.push(gates);
         }
-        let ready_mel = (0..t.div_ceil(2)).map(|k| ready[2 * k].max(*ready.get(2 * k + 1).unwrap_or(&0))).collect();
-        Ok((x, all_gates, ready_mel))
+        Ok((x, all_gates, ready))
     }
 
     /// Predictor output for a context of previous tokens (oldest first), `[joiner_dim]`.
