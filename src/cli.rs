@@ -44,10 +44,37 @@ pub enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Build training data.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Benchmarks (not part of the tests).
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Render a synthetic corpus: fortune-database sentences spoken by every installed English
+    /// voice (espeak-ng, flite, festival; scripts/install-voices.sh). Interrupted runs continue.
+    Synth {
+        /// Output folder (WAV files and manifest.tsv).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of utterances (each a different sentence).
+        #[arg(long, default_value_t = 3000)]
+        utterances: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Parallel synthesiser processes.
+        #[arg(short = 'j', long, default_value_t = default_jobs())]
+        jobs: usize,
+        /// Folder of fortune databases.
+        #[arg(long, default_value = crate::data::sentences::FORTUNE_DIR)]
+        fortunes: PathBuf,
     },
 }
 
@@ -173,6 +200,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Bench { command: BenchCommand::TransducerRun { model, audio, lookahead, seconds, chunk_frames } } => {
             crate::bench::run_one(&model, &audio, lookahead, seconds, chunk_frames)?;
+            Ok(0)
+        }
+        Command::Data { command: DataCommand::Synth { out, utterances, seed, jobs, fortunes } } => {
+            let n = crate::data::synth::synth(&crate::data::synth::SynthOptions { out: out.clone(), utterances, seed, jobs, fortunes })?;
+            println!("{n} utterances rendered; manifest: {}", out.join("manifest.tsv").display());
             Ok(0)
         }
         Command::Train { config, resume } => {

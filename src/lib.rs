@@ -7,6 +7,7 @@ pub mod asr;
 pub mod audio;
 pub mod bench;
 pub mod cli;
+pub mod data;
 pub mod error;
 pub mod eval;
 pub mod features;

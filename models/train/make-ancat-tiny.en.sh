@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Reproduces models/ancat-tiny.en from scratch on a fresh machine (CPU; the duration on the
+# project's 2-core machine is in models/README.md):
+#   models/train/make-ancat-tiny.en.sh
+# 1. installs the speech synthesisers and fortune databases (Debian packages),
+# 2. renders the synthetic corpus into .cache/synth (2500 utterances, seed 0),
+# 3. trains with models/train/ancat-tiny.en.toml (installs Whisper tiny.en if it is missing).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v espeak-ng >/dev/null && command -v flite >/dev/null && command -v text2wave >/dev/null \
+    && [ -d /usr/share/games/fortunes ] || scripts/install-voices.sh
+cargo build --release
+target/release/hark data synth --out .cache/synth --utterances 2500 --seed 0
+target/release/hark train --config models/train/ancat-tiny.en.toml "$@"

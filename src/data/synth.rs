@@ -1,0 +1,247 @@
+//! `hark data synth`: a synthetic training corpus spoken by every English voice the machine has
+//! (espeak-ng's accents and voice variants, flite's voices, festival's voices; install them with
+//! `scripts/install-voices.sh`), reading sentences from Debian's fortune databases.
+//!
+//! Each utterance gets its own sentence, a voice drawn evenly per synthesiser family (so the many
+//! espeak-ng variants do not crowd out the more natural flite and festival voices), and a random
+//! speaking rate and pitch. Audio is stored as 16 kHz mono WAV beside a manifest in the format of
+//! ../shared/speech. A run can be interrupted and continued: finished utterances are kept and
+//! listed, and the next run renders only what is missing.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::asr::transducer::init::Rng;
+use crate::audio::{FileSource, write_wav};
+
+/// A synthesiser and one of its voices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Voice {
+    Espeak(String),
+    Flite(String),
+    Festival(String),
+}
+
+impl Voice {
+    pub fn name(&self) -> String {
+        match self {
+            Voice::Espeak(v) => format!("espeak-ng:{v}"),
+            Voice::Flite(v) => format!("flite:{v}"),
+            Voice::Festival(v) => format!("festival:{v}"),
+        }
+    }
+
+    /// Renders `text` to a WAV file at the synthesiser's own rate; `rate` scales the speaking
+    /// rate (1 = the voice's default), `pitch` shifts the pitch (−1…1).
+    pub fn render(&self, text: &str, out: &Path, rate: f32, pitch: f32) -> anyhow::Result<()> {
+        let status = match self {
+            Voice::Espeak(v) => Command::new("espeak-ng")
+                .args(["-v", v, "-s", &format!("{}", (165.0 * rate) as u32), "-p", &format!("{}", (50.0 + 25.0 * pitch) as u32), "-w"])
+                .arg(out)
+                .arg(text)
+                .output(),
+            Voice::Flite(v) => Command::new("flite")
+                .args(["-voice", v, "--setf", &format!("duration_stretch={:.3}", 1.0 / rate), "--setf", &format!("int_f0_target_mean={:.0}", flite_pitch(v) * (1.0 + 0.15 * pitch)), "-t", text, "-o"])
+                .arg(out)
+                .output(),
+            Voice::Festival(v) => {
+                let scheme = format!("(begin (voice_{v}) (Parameter.set 'Duration_Stretch {:.3}))", 1.0 / rate);
+                let mut child = Command::new("text2wave")
+                    .args(["-eval", &scheme, "-o"])
+                    .arg(out)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .context("running text2wave")?;
+                child.stdin.take().expect("piped").write_all(text.as_bytes())?;
+                child.wait_with_output()
+            }
+        }
+        .with_context(|| format!("running {}", self.name()))?;
+        if !status.status.success() || !out.is_file() {
+            bail!("{} failed: {}", self.name(), String::from_utf8_lossy(&status.stderr).trim());
+        }
+        Ok(())
+    }
+}
+
+/// Mean pitch of flite's voices in Hz (its `int_f0_target_mean` default differs per voice).
+fn flite_pitch(voice: &str) -> f32 {
+    match voice {
+        "slt" => 170.0,
+        _ => 105.0,
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+/// espeak-ng's English accents and the voice variants (pitch/formant presets) used with them.
+const ESPEAK_ACCENTS: [&str; 7] = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029"];
+const ESPEAK_VARIANTS: [&str; 9] = ["", "+m1", "+m3", "+m5", "+m7", "+f1", "+f2", "+f3", "+f4"];
+
+/// Every English voice installed, grouped by synthesiser.
+pub fn installed_voices() -> Vec<Vec<Voice>> {
+    let mut families = Vec::new();
+    if on_path("espeak-ng") {
+        families.push(ESPEAK_ACCENTS.iter().flat_map(|a| ESPEAK_VARIANTS.iter().map(move |v| Voice::Espeak(format!("{a}{v}")))).collect());
+    }
+    if on_path("flite") {
+        // `flite -lv` prints "Voices available: kal awb_time kal16 awb rms slt".
+        let listed = Command::new("flite").arg("-lv").output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+        let voices: Vec<Voice> = listed
+            .split_once(':')
+            .map(|(_, v)| v.split_whitespace().filter(|v| !v.ends_with("_time")).map(|v| Voice::Flite(v.to_string())).collect())
+            .unwrap_or_default();
+        if !voices.is_empty() {
+            families.push(voices);
+        }
+    }
+    if on_path("text2wave") {
+        let mut voices = Vec::new();
+        for lang in ["english", "us"] {
+            if let Ok(dir) = std::fs::read_dir(Path::new("/usr/share/festival/voices").join(lang)) {
+                voices.extend(dir.filter_map(|e| e.ok()).map(|e| Voice::Festival(e.file_name().to_string_lossy().to_string())));
+            }
+        }
+        voices.sort_by_key(Voice::name);
+        if !voices.is_empty() {
+            families.push(voices);
+        }
+    }
+    families
+}
+
+/// One planned utterance.
+#[derive(Debug, Clone)]
+pub struct Utterance {
+    pub index: usize,
+    pub sentence: String,
+    pub voice: Voice,
+    pub rate: f32,
+    pub pitch: f32,
+}
+
+impl Utterance {
+    pub fn file_name(&self) -> String {
+        format!("synth-{:05}.wav", self.index)
+    }
+}
+
+/// Assigns sentences (shuffled with `seed`) to voices: families in turn, a random voice within
+/// the family, speaking rate 0.85–1.2 and pitch −1…1. The plan depends only on its inputs, so an
+/// interrupted run continues with the same utterances.
+pub fn plan(sentences: &[String], families: &[Vec<Voice>], count: usize, seed: u64) -> Vec<Utterance> {
+    let mut rng = Rng::new(seed);
+    let mut order: Vec<usize> = (0..sentences.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    (0..count.min(sentences.len()))
+        .map(|i| {
+            let family = &families[i % families.len()];
+            let voice = family[(rng.next_u64() % family.len() as u64) as usize].clone();
+            Utterance { index: i, sentence: sentences[order[i]].clone(), voice, rate: 0.85 + 0.35 * rng.uniform(), pitch: 2.0 * rng.uniform() - 1.0 }
+        })
+        .collect()
+}
+
+pub struct SynthOptions {
+    pub out: PathBuf,
+    pub utterances: usize,
+    pub seed: u64,
+    pub jobs: usize,
+    pub fortunes: PathBuf,
+}
+
+/// Renders the corpus into `out` (WAV files and `manifest.tsv`). Returns how many utterances
+/// were rendered by this run.
+pub fn synth(opts: &SynthOptions) -> anyhow::Result<usize> {
+    let families = installed_voices();
+    if families.is_empty() {
+        bail!("no speech synthesiser found (espeak-ng, flite or festival's text2wave); install them with scripts/install-voices.sh");
+    }
+    let sentences = crate::data::sentences::load_fortunes(&opts.fortunes)
+        .with_context(|| format!("reading the fortune databases in {} (Debian packages fortunes-min, fortunes)", opts.fortunes.display()))?;
+    if sentences.is_empty() {
+        bail!("no usable sentences in {}", opts.fortunes.display());
+    }
+    let planned = plan(&sentences, &families, opts.utterances, opts.seed);
+    if planned.len() < opts.utterances {
+        eprintln!("hark: only {} usable sentences: rendering {} utterances", sentences.len(), planned.len());
+    }
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    let manifest_path = opts.out.join("manifest.tsv");
+    let done: HashSet<String> = match std::fs::read_to_string(&manifest_path) {
+        Ok(text) => text.lines().skip(1).filter_map(|l| l.split('\t').next()).map(str::to_string).collect(),
+        Err(_) => {
+            std::fs::write(&manifest_path, "file\tduration_seconds\treference_transcript\tspeaker\torigin\tlicense\n")?;
+            HashSet::new()
+        }
+    };
+    let todo: Vec<&Utterance> = planned.iter().filter(|u| !done.contains(&u.file_name())).collect();
+    let voices: usize = families.iter().map(Vec::len).sum();
+    eprintln!("hark: {} voices in {} synthesisers; {} utterances to render ({} already done)", voices, families.len(), todo.len(), planned.len() - todo.len());
+    let manifest = Mutex::new(std::fs::OpenOptions::new().append(true).open(&manifest_path)?);
+    let pb = ProgressBar::new(todo.len() as u64);
+    pb.set_style(ProgressStyle::with_template("synthesising [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta}").expect("template"));
+    let next = AtomicUsize::new(0);
+    let failures = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs.max(1) {
+            scope.spawn(|| {
+                while let Some(u) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if let Err(e) = render_one(u, &opts.out, &manifest) {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        pb.suspend(|| eprintln!("hark: utterance {} ({}): {e:#}", u.index, u.voice.name()));
+                    }
+                    pb.inc(1);
+                }
+            });
+        }
+    });
+    pb.finish_and_clear();
+    let failed = failures.load(Ordering::Relaxed);
+    if failed > 0 {
+        eprintln!("hark: {failed} utterances failed (listed above); run again to retry them");
+    }
+    Ok(todo.len() - failed)
+}
+
+/// Renders one utterance to 16 kHz mono WAV (written under a temporary name, then renamed) and
+/// appends its manifest line.
+fn render_one(u: &Utterance, out: &Path, manifest: &Mutex<std::fs::File>) -> anyhow::Result<()> {
+    let raw = out.join(format!(".raw-{:05}.wav", u.index));
+    u.voice.render(&u.sentence, &raw, u.rate, u.pitch)?;
+    let samples = FileSource::open(&raw).and_then(FileSource::read_all);
+    let _ = std::fs::remove_file(&raw);
+    let mut samples = samples?;
+    let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
+    if peak < 1e-4 {
+        bail!("the synthesiser produced silence");
+    }
+    if peak > 0.99 {
+        samples.iter_mut().for_each(|s| *s *= 0.99 / peak);
+    }
+    let tmp = out.join(format!(".{}", u.file_name()));
+    write_wav(&tmp, &samples, 16_000)?;
+    std::fs::rename(&tmp, out.join(u.file_name()))?;
+    let line = format!(
+        "{}\t{:.2}\t{}\t{}\tsynthesised by hark data synth (fortune text)\tBSD (fortune-mod text); voice per its Debian package\n",
+        u.file_name(),
+        samples.len() as f64 / 16_000.0,
+        u.sentence,
+        u.voice.name()
+    );
+    manifest.lock().expect("manifest lock").write_all(line.as_bytes())?;
+    Ok(())
+}

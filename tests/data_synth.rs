@@ -1,0 +1,44 @@
+//! `hark data synth`: the synthetic corpus is real speech-like audio of exactly its transcripts.
+
+mod common;
+
+#[test]
+fn synth_renders_intelligible_utterances_with_every_synthesiser_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("synth");
+    let run = || common::hark(&["data", "synth", "--out", out.to_str().unwrap(), "--utterances", "9", "-j", "2"]);
+    let first = run();
+    assert!(first.status.success(), "{}", common::stderr(&first));
+    let manifest = std::fs::read_to_string(out.join("manifest.tsv")).unwrap();
+    let rows: Vec<Vec<&str>> = manifest.lines().skip(1).map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 9);
+    // espeak-ng, flite and festival each speak a third (CI installs all three).
+    for engine in ["espeak-ng:", "flite:", "festival:"] {
+        assert_eq!(rows.iter().filter(|r| r[3].starts_with(engine)).count(), 3, "{engine}\n{manifest}");
+    }
+    for r in &rows {
+        let spec = hound::WavReader::open(out.join(r[0])).unwrap().spec();
+        assert_eq!((spec.sample_rate, spec.channels), (16_000, 1), "{}", r[0]);
+        let seconds: f64 = r[1].parse().unwrap();
+        assert!(seconds > 0.5 && seconds < 15.0, "{r:?}");
+    }
+    // What is spoken is what the manifest says: Whisper tiny.en recognises it.
+    let eval = common::hark(&["eval", "--engine", "whisper", out.join("manifest.tsv").to_str().unwrap()]);
+    assert!(eval.status.success(), "{}", common::stderr(&eval));
+    let last = common::stdout(&eval).lines().last().unwrap().to_string();
+    let wer: f64 = last.split_whitespace().find_map(|f| f.strip_prefix("wer=")).unwrap().parse().unwrap();
+    assert!(wer < 30.0, "{last}");
+    // A second run renders nothing new and keeps the manifest.
+    let second = run();
+    assert!(second.status.success());
+    assert!(common::stderr(&second).contains("0 utterances to render (9 already done)"), "{}", common::stderr(&second));
+    assert_eq!(std::fs::read_to_string(out.join("manifest.tsv")).unwrap(), manifest);
+}
+
+#[test]
+fn synth_without_sentences_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::hark(&["data", "synth", "--out", dir.path().join("s").to_str().unwrap(), "--fortunes", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(common::stderr(&out).contains("no usable sentences"), "{}", common::stderr(&out));
+}
