@@ -47,6 +47,7 @@ lr = 3e-3
 warmup = 5
 checkpoint_every = 30
 dev_every = 1000
+keep_encoded = false
 "#;
     std::fs::write(&config, format!("{recipe}{TINY_MODEL}")).unwrap();
     let losses = hark::train::train(&config, false).unwrap();
@@ -85,6 +86,7 @@ lr = 3e-3
 warmup = 5
 checkpoint_every = 40
 dev_every = 1000
+keep_encoded = false
 "#;
     std::fs::write(&config, format!("{recipe}{TINY_MODEL}")).unwrap();
     let stats = hark::train::train_with_stats(&config, false).unwrap();

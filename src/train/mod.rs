@@ -77,9 +77,13 @@ pub struct TrainConfig {
     /// blocks keep their gate always on; the trained blocks' schedulers learn when to open.
     #[serde(default)]
     pub lookahead_frames: Option<Vec<usize>>,
-    /// Loss per 100 ms of expected mean algorithmic lookahead (adaptive mode).
+    /// Loss per 100 ms of expected mean algorithmic lookahead above `latency_budget_ms`
+    /// (adaptive mode).
     #[serde(default)]
     pub latency_weight: f64,
+    /// Mean lookahead the regulariser tolerates for free, ms.
+    #[serde(default)]
+    pub latency_budget_ms: f64,
     /// Loss per unit of mean gate probability (adaptive mode).
     #[serde(default)]
     pub gate_weight: f64,
@@ -92,11 +96,17 @@ pub struct TrainConfig {
     /// Learning rate of the pretrained encoder blocks, relative to `lr`.
     #[serde(default = "default_encoder_lr_scale")]
     pub encoder_lr_scale: f64,
+    /// Keep the frozen blocks' outputs in the cache folder for the next run with the same data.
+    #[serde(default = "default_true")]
+    pub keep_encoded: bool,
     /// Initial bias of the trained schedulers (positive = gates start mostly open).
     #[serde(default = "default_gate_bias")]
     pub gate_init_bias: f32,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_encoder_lr_scale() -> f64 {
     0.1
 }
@@ -207,6 +217,87 @@ pub struct StepStats {
     pub gate_rate: f32,
 }
 
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs the front end and the frozen blocks over every utterance (entries that cannot be read
+/// or have no labels are reported and skipped).
+fn encode_all(
+    encoder: &TransducerModel,
+    entries: &[crate::eval::ManifestEntry],
+    vocab: &Vocabulary,
+    mode: Lookahead,
+    frozen_blocks: usize,
+    distill: bool,
+    device: &Device,
+) -> anyhow::Result<Vec<Example>> {
+    let pb = bar(entries.len() as u64, "encoding");
+    let mut data = Vec::new();
+    for e in entries {
+        pb.inc(1);
+        let labels = vocab.encode(&e.reference);
+        let mel = match mel_of(&e.path) {
+            Ok(m) if !m.is_empty() && !labels.is_empty() => m,
+            Ok(_) => continue,
+            Err(err) => {
+                pb.suspend(|| eprintln!("hark: skipping {}: {err:#}", e.path.display()));
+                continue;
+            }
+        };
+        let mel = Tensor::from_vec(mel.clone(), (mel.len() / 80, 80), device)?;
+        let (hidden, _, ready) = encoder.encode_layers(&mel, mode, frozen_blocks)?;
+        let ready: Vec<f32> = ready.iter().map(|&r| r as f32).collect();
+        let target = if distill {
+            let (full, _, _) = encoder.encode_hidden(&mel, Lookahead::Full)?;
+            Some(encoder.ln_post.forward(&full)?)
+        } else {
+            None
+        };
+        data.push(Example { hidden, ready: Tensor::new(ready.as_slice(), device)?, labels, target });
+        if pb.is_hidden() && data.len() % 500 == 0 {
+            eprintln!("hark: encoded {}/{} utterances", data.len(), entries.len());
+        }
+    }
+    pb.finish_and_clear();
+    Ok(data)
+}
+
+/// Stores encoded utterances (hidden states and targets as f16) under a temporary name, then
+/// renames, so an interrupted save leaves no half file behind.
+fn save_encoded(path: &Path, data: &[Example]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path.parent().expect("cache file has a folder"))?;
+    let mut map = HashMap::new();
+    for (i, ex) in data.iter().enumerate() {
+        map.insert(format!("{i}.hidden"), ex.hidden.to_dtype(DType::F16)?);
+        map.insert(format!("{i}.ready"), ex.ready.clone());
+        map.insert(format!("{i}.labels"), Tensor::new(ex.labels.as_slice(), &Device::Cpu)?);
+        if let Some(t) = &ex.target {
+            map.insert(format!("{i}.target"), t.to_dtype(DType::F16)?);
+        }
+    }
+    let tmp = path.with_extension("partial");
+    candle_core::safetensors::save(&map, &tmp)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn load_encoded(path: &Path, device: &Device) -> Option<Vec<Example>> {
+    let mut map = candle_core::safetensors::load(path, device).ok()?;
+    let mut data = Vec::new();
+    for i in 0.. {
+        let Some(hidden) = map.remove(&format!("{i}.hidden")) else { break };
+        data.push(Example {
+            hidden: hidden.to_dtype(DType::F32).ok()?,
+            ready: map.remove(&format!("{i}.ready"))?,
+            labels: map.remove(&format!("{i}.labels"))?.to_vec1().ok()?,
+            target: map.remove(&format!("{i}.target")).map(|t| t.to_dtype(DType::F32)).transpose().ok()?,
+        });
+    }
+    (!data.is_empty()).then_some(data)
+}
+
 /// Runs a training job. Returns the per-step losses (for tests).
 pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
     Ok(train_with_stats(config_path, resume)?.iter().map(|s| s.loss).collect())
@@ -260,10 +351,12 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     }
     let encoder = TransducerModel::from_tensors(model_cfg.clone(), &tensors, &device)?;
 
-    // The frozen blocks' outputs, once per utterance.
+    // The frozen blocks' outputs, once per utterance, kept on disk for the next run with the
+    // same data and frozen blocks.
     let mut entries = Vec::new();
     for m in &cfg.train {
-        let mut e = read_manifest(&resolve(base, m))?;
+        let path = resolve(base, m);
+        let mut e = read_manifest(&path)?;
         if cfg.max_utterances > 0 {
             e.truncate(cfg.max_utterances);
         }
@@ -272,32 +365,31 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     if entries.is_empty() {
         bail!("the training manifests list no utterances");
     }
-    let pb = bar(entries.len() as u64, "encoding");
-    let mut data = Vec::new();
-    for e in &entries {
-        pb.inc(1);
-        let labels = vocab.encode(&e.reference);
-        let mel = match mel_of(&e.path) {
-            Ok(m) if !m.is_empty() && !labels.is_empty() => m,
-            Ok(_) => continue,
-            Err(err) => {
-                pb.suspend(|| eprintln!("hark: skipping {}: {err:#}", e.path.display()));
-                continue;
+    let lower: Vec<String> = (0..first_trained).map(|l| future_frames(mode, &model_cfg, l, true).map_or("all".into(), |w| w.to_string())).collect();
+    let shape = TransducerConfig { lookahead_frames: Vec::new(), origin: String::new(), ..model_cfg.clone() };
+    let fingerprint = format!(
+        "v1 {shape:?} whisper={:?} lower={lower:?} distill={} files={:?}",
+        cfg.init_whisper,
+        cfg.distill_weight > 0.0,
+        entries.iter().map(|e| (e.path.display().to_string(), &e.reference, std::fs::metadata(&e.path).map(|m| m.len()).unwrap_or(0))).collect::<Vec<_>>()
+    );
+    let cache = crate::models::cache_root().join("encoded").join(format!("{}.safetensors", &hex_sha256(fingerprint.as_bytes())[..16]));
+    let data = match load_encoded(&cache, &device).filter(|_| cfg.keep_encoded) {
+        Some(data) => {
+            eprintln!("hark: {} encoded training utterances from {}", data.len(), cache.display());
+            data
+        }
+        None => {
+            let data = encode_all(&encoder, &entries, &vocab, mode, first_trained, cfg.distill_weight > 0.0, &device)?;
+            if cfg.keep_encoded
+                && let Err(e) = save_encoded(&cache, &data)
+            {
+                eprintln!("hark: could not keep the encoded utterances in {}: {e:#}", cache.display());
             }
-        };
-        let mel = Tensor::from_vec(mel.clone(), (mel.len() / 80, 80), &device)?;
-        let (hidden, _, ready) = encoder.encode_layers(&mel, mode, first_trained)?;
-        let ready: Vec<f32> = ready.iter().map(|&r| r as f32).collect();
-        let target = if cfg.distill_weight > 0.0 {
-            let (full, _, _) = encoder.encode_hidden(&mel, Lookahead::Full)?;
-            Some(encoder.ln_post.forward(&full)?)
-        } else {
-            None
-        };
-        data.push(Example { hidden, ready: Tensor::new(ready.as_slice(), &device)?, labels, target });
-    }
-    pb.finish_and_clear();
-    eprintln!("hark: {} training utterances encoded", data.len());
+            data
+        }
+    };
+    eprintln!("hark: {} training utterances", data.len());
     drop(encoder);
 
     // What is trained: the head, the top blocks (with their schedulers) and the final LayerNorm.
@@ -429,7 +521,8 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
         let gate_rate = (gate_sum * per_utt)?;
         let mut loss = rnnt_loss.clone();
         if cfg.latency_weight > 0.0 && mode == Lookahead::Adaptive {
-            loss = (loss + (&latency * (cfg.latency_weight / 100.0))?)?;
+            let excess = (&latency - cfg.latency_budget_ms)?.relu()?;
+            loss = (loss + (excess * (cfg.latency_weight / 100.0))?)?;
         }
         if cfg.gate_weight > 0.0 && mode == Lookahead::Adaptive {
             loss = (loss + (&gate_rate * cfg.gate_weight)?)?;
