@@ -88,7 +88,8 @@ checkpoint_every = 40
 dev_every = 1000
 keep_encoded = false
 "#;
-    std::fs::write(&config, format!("{recipe}{TINY_MODEL}")).unwrap();
+    // With one augmented copy per utterance (speed perturbation and SpecAugment).
+    std::fs::write(&config, format!("{recipe}{TINY_MODEL}\n[augment]\ncopies = 1\n")).unwrap();
     let stats = hark::train::train_with_stats(&config, false).unwrap();
     let (first, last) = (stats[0], stats[39]);
     assert!(first.gate_rate > 0.6, "gates start mostly open: {first:?}");

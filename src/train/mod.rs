@@ -6,6 +6,7 @@
 //! regularisers: the expected algorithmic lookahead (propagated through the trained blocks), the
 //! gate usage, and distillation to the frozen full-context encoder's output.
 
+pub mod augment;
 pub mod layers;
 pub mod rnnt;
 
@@ -96,6 +97,9 @@ pub struct TrainConfig {
     /// Learning rate of the pretrained encoder blocks, relative to `lr`.
     #[serde(default = "default_encoder_lr_scale")]
     pub encoder_lr_scale: f64,
+    /// Augmented copies of each utterance (speed, noise, SpecAugment); none by default.
+    #[serde(default)]
+    pub augment: Option<augment::AugmentConfig>,
     /// Keep the frozen blocks' outputs in the cache folder for the next run with the same data.
     #[serde(default = "default_true")]
     pub keep_encoded: bool,
@@ -197,10 +201,6 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
 }
 
-fn mel_of(path: &Path) -> anyhow::Result<Vec<f32>> {
-    Ok(RunningNorm::normalize_all(&MelFrontend::compute(&FileSource::open(path)?.read_all()?)))
-}
-
 fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(ProgressStyle::with_template(&format!("{what} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {{msg}}")).expect("template"));
@@ -222,8 +222,9 @@ fn hex_sha256(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Runs the front end and the frozen blocks over every utterance (entries that cannot be read
-/// or have no labels are reported and skipped).
+/// Runs the front end and the frozen blocks over every utterance and its augmented copies
+/// (entries that cannot be read or have no labels are reported and skipped).
+#[allow(clippy::too_many_arguments)]
 fn encode_all(
     encoder: &TransducerModel,
     entries: &[crate::eval::ManifestEntry],
@@ -231,21 +232,12 @@ fn encode_all(
     mode: Lookahead,
     frozen_blocks: usize,
     distill: bool,
+    mut augmenter: Option<&mut augment::Augmenter>,
     device: &Device,
 ) -> anyhow::Result<Vec<Example>> {
     let pb = bar(entries.len() as u64, "encoding");
     let mut data = Vec::new();
-    for e in entries {
-        pb.inc(1);
-        let labels = vocab.encode(&e.reference);
-        let mel = match mel_of(&e.path) {
-            Ok(m) if !m.is_empty() && !labels.is_empty() => m,
-            Ok(_) => continue,
-            Err(err) => {
-                pb.suspend(|| eprintln!("hark: skipping {}: {err:#}", e.path.display()));
-                continue;
-            }
-        };
+    let encode = |mel: Vec<f32>, labels: Vec<u32>| -> anyhow::Result<Example> {
         let mel = Tensor::from_vec(mel.clone(), (mel.len() / 80, 80), device)?;
         let (hidden, _, ready) = encoder.encode_layers(&mel, mode, frozen_blocks)?;
         let ready: Vec<f32> = ready.iter().map(|&r| r as f32).collect();
@@ -255,9 +247,29 @@ fn encode_all(
         } else {
             None
         };
-        data.push(Example { hidden, ready: Tensor::new(ready.as_slice(), device)?, labels, target });
-        if pb.is_hidden() && data.len() % 500 == 0 {
-            eprintln!("hark: encoded {}/{} utterances", data.len(), entries.len());
+        Ok(Example { hidden, ready: Tensor::new(ready.as_slice(), device)?, labels, target })
+    };
+    for (n, e) in entries.iter().enumerate() {
+        pb.inc(1);
+        let labels = vocab.encode(&e.reference);
+        let samples = match FileSource::open(&e.path).and_then(FileSource::read_all) {
+            Ok(s) if !s.is_empty() && !labels.is_empty() => s,
+            Ok(_) => continue,
+            Err(err) => {
+                pb.suspend(|| eprintln!("hark: skipping {}: {err:#}", e.path.display()));
+                continue;
+            }
+        };
+        data.push(encode(RunningNorm::normalize_all(&MelFrontend::compute(&samples)), labels.clone())?);
+        if let Some(aug) = augmenter.as_deref_mut() {
+            for _ in 0..aug.copies() {
+                let mut mel = RunningNorm::normalize_all(&MelFrontend::compute(&aug.audio(&samples)?));
+                aug.mask_mel(&mut mel, 80);
+                data.push(encode(mel, labels.clone())?);
+            }
+        }
+        if pb.is_hidden() && (n + 1) % 500 == 0 {
+            eprintln!("hark: encoded {}/{} utterances", n + 1, entries.len());
         }
     }
     pb.finish_and_clear();
@@ -368,9 +380,11 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     let lower: Vec<String> = (0..first_trained).map(|l| future_frames(mode, &model_cfg, l, true).map_or("all".into(), |w| w.to_string())).collect();
     let shape = TransducerConfig { lookahead_frames: Vec::new(), origin: String::new(), ..model_cfg.clone() };
     let fingerprint = format!(
-        "v1 {shape:?} whisper={:?} lower={lower:?} distill={} files={:?}",
+        "v1 {shape:?} whisper={:?} lower={lower:?} distill={} augment={:?} seed={} files={:?}",
         cfg.init_whisper,
         cfg.distill_weight > 0.0,
+        cfg.augment,
+        cfg.seed,
         entries.iter().map(|e| (e.path.display().to_string(), &e.reference, std::fs::metadata(&e.path).map(|m| m.len()).unwrap_or(0))).collect::<Vec<_>>()
     );
     let cache = crate::models::cache_root().join("encoded").join(format!("{}.safetensors", &hex_sha256(fingerprint.as_bytes())[..16]));
@@ -380,7 +394,8 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
             data
         }
         None => {
-            let data = encode_all(&encoder, &entries, &vocab, mode, first_trained, cfg.distill_weight > 0.0, &device)?;
+            let mut augmenter = cfg.augment.clone().map(|a| augment::Augmenter::new(a, base, cfg.seed ^ 0xa06)).transpose()?;
+            let data = encode_all(&encoder, &entries, &vocab, mode, first_trained, cfg.distill_weight > 0.0, augmenter.as_mut(), &device)?;
             if cfg.keep_encoded
                 && let Err(e) = save_encoded(&cache, &data)
             {
