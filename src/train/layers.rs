@@ -140,17 +140,37 @@ impl TrainableBlock<'_> {
     }
 }
 
-/// Expected readiness after one block: a query whose gate is on depends on the frames up to
-/// `window` ahead, so its expected last-needed mel frame moves from `ready[t]` towards
-/// `ready[t + window]` with the gate's probability. `ready` is `[T]` (mel frame indices as f32).
-pub fn propagate_ready(ready: &Tensor, gate_prob: &Tensor, window: usize) -> Result<Tensor> {
-    let t = ready.dim(0)?;
-    if window == 0 {
-        return Ok(ready.clone());
+/// Frames before `t` whose readiness a query may inherit: earlier queries that looked ahead can
+/// depend on later audio than query t itself; this many covers the windows of the layers below.
+const LOOK_BACK: usize = 8;
+
+/// Elementwise max of `x[t + offset]` over `offset` in `from..=to` (indices clamped to the ends).
+fn window_max(x: &Tensor, from: isize, to: isize) -> Result<Tensor> {
+    let t = x.dim(0)? as isize;
+    let mut out: Option<Tensor> = None;
+    for offset in from..=to {
+        let ids: Vec<u32> = (0..t).map(|i| (i + offset).clamp(0, t - 1) as u32).collect();
+        let shifted = x.index_select(&Tensor::new(ids.as_slice(), x.device())?, 0)?;
+        out = Some(match out {
+            Some(m) => m.maximum(&shifted)?,
+            None => shifted,
+        });
     }
-    let ahead: Vec<u32> = (0..t).map(|i| (i + window).min(t - 1) as u32).collect();
-    let ahead = ready.index_select(&Tensor::new(ahead.as_slice(), ready.device())?, 0)?;
-    ready + gate_prob.mul(&(ahead - ready)?)?
+    Ok(out.expect("non-empty window"))
+}
+
+/// Expected readiness after one block. `ready` is `[T]`: per frame, the last mel frame it
+/// depends on (as f32). A query depends on every key it sees: with its gate closed, the frames
+/// up to itself; open, also the next `window`. Its expected readiness mixes the two maxima by the
+/// gate's probability (exact when gates are certain and earlier windows are ≤ [`LOOK_BACK`]).
+pub fn propagate_ready(ready: &Tensor, gate_prob: &Tensor, window: usize) -> Result<Tensor> {
+    let back = -(LOOK_BACK as isize);
+    let closed = window_max(ready, back, 0)?;
+    if window == 0 {
+        return Ok(closed);
+    }
+    let open = window_max(ready, back, window as isize)?;
+    &closed + gate_prob.mul(&(open - &closed)?)?
 }
 
 /// Mean algorithmic lookahead in ms of the 25 Hz output frames given the expected readiness of
@@ -158,8 +178,12 @@ pub fn propagate_ready(ready: &Tensor, gate_prob: &Tensor, window: usize) -> Res
 pub fn mean_lookahead_ms(ready: &Tensor) -> Result<Tensor> {
     let t = ready.dim(0)?;
     let k = t.div_ceil(2);
-    let last: Vec<u32> = (0..k).map(|i| (2 * i + 1).min(t - 1) as u32).collect();
-    let r = ready.index_select(&Tensor::new(last.as_slice(), ready.device())?, 0)?;
+    let pick = |offset: usize| -> Result<Tensor> {
+        let ids: Vec<u32> = (0..k).map(|i| (2 * i + offset).min(t - 1) as u32).collect();
+        ready.index_select(&Tensor::new(ids.as_slice(), ready.device())?, 0)
+    };
+    // An output frame waits for the later of its two 50 Hz frames.
+    let r = pick(0)?.maximum(&pick(1)?)?;
     let frame_end: Vec<f32> = (0..k).map(|i| 40.0 * (i as f32 + 1.0) - 12.5).collect();
     let frame_end = Tensor::new(frame_end.as_slice(), ready.device())?;
     ((r * 10.0)? - frame_end)?.relu()?.mean_all()
@@ -264,6 +288,25 @@ mod tests {
         let g: Vec<f32> = grads.get(p.vars["blocks.0.scheduler.bias"].as_tensor()).unwrap().to_vec1().unwrap();
         // Opening gates can only add lookahead.
         assert!(g[0] > 0.0, "{g:?}");
+    }
+
+    #[test]
+    fn expected_lookahead_equals_the_counted_lookahead_with_hard_adaptive_gates() {
+        let (cfg, t, mel) = small();
+        let model = TransducerModel::from_tensors(cfg.clone(), &t, &Device::Cpu).unwrap();
+        let (_, gates, ready) = model.encode_layers(&mel, Lookahead::Adaptive, 2).unwrap();
+        let n = gates[0].len();
+        let mut e = Tensor::new((0..n).map(|i| front_end_ready(i, 41) as f32).collect::<Vec<_>>().as_slice(), &Device::Cpu).unwrap();
+        for (l, g) in gates.iter().enumerate() {
+            let p: Vec<f32> = g.iter().map(|&on| if on { 1.0 } else { 0.0 }).collect();
+            e = propagate_ready(&e, &Tensor::new(p.as_slice(), &Device::Cpu).unwrap(), cfg.lookahead_frames[l]).unwrap();
+        }
+        let exact: Vec<f32> = ready.iter().map(|&r| r as f32).collect();
+        assert_eq!(e.to_vec1::<f32>().unwrap(), exact);
+        let counted: Vec<f32> = output_ready(&ready).iter().enumerate().map(|(k, &r)| lookahead_ms(k, r)).collect();
+        let expected = counted.iter().sum::<f32>() / counted.len() as f32;
+        let got = mean_lookahead_ms(&e).unwrap().to_scalar::<f32>().unwrap();
+        assert!((got - expected).abs() < 1e-3, "{got} vs {expected}");
     }
 
     #[test]
