@@ -43,6 +43,9 @@ pub enum Command {
         /// Continue from the last checkpoint beside the output folder.
         #[arg(long)]
         resume: bool,
+        /// Only calibrate the exported model's schedulers to the config's latency target.
+        #[arg(long, conflicts_with = "resume")]
+        calibrate: bool,
     },
     /// Build training data.
     Data {
@@ -207,7 +210,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{n} utterances rendered; manifest: {}", out.join("manifest.tsv").display());
             Ok(0)
         }
-        Command::Train { config, resume } => {
+        Command::Train { config, calibrate: true, .. } => {
+            crate::train::calibrate_only(&config)?;
+            Ok(0)
+        }
+        Command::Train { config, resume, .. } => {
             crate::train::train(&config, resume)?;
             Ok(0)
         }

@@ -7,6 +7,7 @@
 //! gate usage, and distillation to the frozen full-context encoder's output.
 
 pub mod augment;
+pub mod calibrate;
 pub mod layers;
 pub mod rnnt;
 
@@ -100,6 +101,13 @@ pub struct TrainConfig {
     /// Augmented copies of each utterance (speed, noise, SpecAugment); none by default.
     #[serde(default)]
     pub augment: Option<augment::AugmentConfig>,
+    /// Adaptive mode: after training, shift the trained schedulers until the mean lookahead on
+    /// training utterances is at most this (ms); see [`calibrate`].
+    #[serde(default)]
+    pub calibrate_lookahead_ms: Option<f64>,
+    /// Training utterances (spread evenly over the manifests) used for that calibration.
+    #[serde(default = "default_calibrate_files")]
+    pub calibrate_files: usize,
     /// Keep the frozen blocks' outputs in the cache folder for the next run with the same data.
     #[serde(default = "default_true")]
     pub keep_encoded: bool,
@@ -108,6 +116,9 @@ pub struct TrainConfig {
     pub gate_init_bias: f32,
 }
 
+fn default_calibrate_files() -> usize {
+    200
+}
 fn default_true() -> bool {
     true
 }
@@ -594,7 +605,40 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
         }
     }
     pb.finish();
+    if start < cfg.steps {
+        calibrate_exported(&cfg, &output, &entries, first_trained)?;
+    }
     Ok(stats)
+}
+
+/// Runs the latency calibration of the config (if any) on its exported model.
+fn calibrate_exported(cfg: &TrainConfig, output: &Path, entries: &[crate::eval::ManifestEntry], first_trained: usize) -> anyhow::Result<()> {
+    let (Some(target), Lookahead::Adaptive) = (cfg.calibrate_lookahead_ms, cfg.lookahead.parse().map_err(anyhow::Error::msg)?) else {
+        return Ok(());
+    };
+    let n_layers = cfg.lookahead_frames.as_ref().map_or(0, Vec::len);
+    let stride = (entries.len() / cfg.calibrate_files.max(1)).max(1);
+    let audio: Vec<PathBuf> = entries.iter().step_by(stride).take(cfg.calibrate_files).map(|e| e.path.clone()).collect();
+    let layers: Vec<usize> = (first_trained..n_layers).collect();
+    let (before, after, offset) = calibrate::calibrate(output, &layers, &audio, target)?;
+    eprintln!("hark: mean lookahead on {} training utterances {before:.1} ms → {after:.1} ms (scheduler bias −{offset:.3})", audio.len());
+    Ok(())
+}
+
+/// `hark train --calibrate`: only the latency calibration, on the model the config exported.
+pub fn calibrate_only(config_path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(config_path).with_context(|| format!("reading {}", config_path.display()))?;
+    let cfg: TrainConfig = toml::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+    let base = config_path.parent().unwrap_or(Path::new("."));
+    if cfg.calibrate_lookahead_ms.is_none() || cfg.lookahead != "adaptive" {
+        bail!("{} sets no calibrate_lookahead_ms for an adaptive model", config_path.display());
+    }
+    let mut entries = Vec::new();
+    for m in &cfg.train {
+        entries.extend(read_manifest(&resolve(base, m))?);
+    }
+    let n_layers = cfg.lookahead_frames.as_ref().map_or(0, Vec::len);
+    calibrate_exported(&cfg, &resolve(base, &cfg.output), &entries, n_layers.saturating_sub(cfg.unfreeze))
 }
 
 /// WER of the exported model on the first `n` files of a dev manifest, streaming, greedy.

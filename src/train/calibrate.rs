@@ -1,0 +1,110 @@
+//! Calibrating a trained adaptive model to a latency target.
+//!
+//! Training sees the lookahead only through the regulariser's expectation; the hard gates at run
+//! time can land above the wanted mean. Calibration shifts the trained schedulers' biases down by
+//! the smallest amount (bisection) that brings the counted mean lookahead of the masked forward
+//! (which equals the streaming engine's, tested) to the target, on *training* utterances.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+use candle_core::{Device, Tensor};
+
+use crate::asr::transducer::model::lookahead_ms;
+use crate::asr::transducer::recognizer::RunningNorm;
+use crate::asr::transducer::{Lookahead, TransducerConfig, TransducerModel, Vocabulary};
+use crate::audio::FileSource;
+use crate::features::MelFrontend;
+
+/// Frame-weighted mean lookahead (ms) of `model` in adaptive mode over `mels`.
+pub fn mean_lookahead(model: &TransducerModel, mels: &[Tensor]) -> anyhow::Result<f64> {
+    let (mut sum, mut n) = (0f64, 0usize);
+    for mel in mels {
+        let trace = model.encode(mel, Lookahead::Adaptive)?;
+        for (k, &r) in trace.ready_mel.iter().enumerate() {
+            sum += lookahead_ms(k, r) as f64;
+            n += 1;
+        }
+    }
+    Ok(sum / n.max(1) as f64)
+}
+
+/// The model with `offset` subtracted from the scheduler biases of `layers`.
+fn shifted(config: &TransducerConfig, tensors: &HashMap<String, Tensor>, layers: &[usize], offset: f32) -> anyhow::Result<(TransducerModel, HashMap<String, Tensor>)> {
+    let mut t = tensors.clone();
+    for l in layers {
+        let name = format!("blocks.{l}.scheduler.bias");
+        let b = (t.get(&name).with_context(|| format!("model lacks {name}"))? - offset as f64)?;
+        t.insert(name, b);
+    }
+    Ok((TransducerModel::from_tensors(config.clone(), &t, &Device::Cpu)?, t))
+}
+
+/// Shifts the schedulers of `layers` in the model folder `dir` until the mean lookahead over
+/// `audio` is at most `target_ms`, and rewrites the folder. Returns (before, after, offset).
+pub fn calibrate(dir: &Path, layers: &[usize], audio: &[std::path::PathBuf], target_ms: f64) -> anyhow::Result<(f64, f64, f32)> {
+    let config: TransducerConfig = serde_json::from_slice(&std::fs::read(dir.join("config.json"))?)?;
+    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)?;
+    let mut mels = Vec::new();
+    for path in audio {
+        let mel = RunningNorm::normalize_all(&MelFrontend::compute(&FileSource::open(path)?.read_all()?));
+        if !mel.is_empty() {
+            mels.push(Tensor::from_vec(mel.clone(), (mel.len() / config.n_mels, config.n_mels), &Device::Cpu)?);
+        }
+    }
+    let (model, _) = shifted(&config, &tensors, layers, 0.0)?;
+    let before = mean_lookahead(&model, &mels)?;
+    if before <= target_ms {
+        return Ok((before, before, 0.0));
+    }
+    // Bisection on the offset: the lookahead falls as the gates close.
+    let (mut lo, mut hi) = (0f32, 1f32);
+    while mean_lookahead(&shifted(&config, &tensors, layers, hi)?.0, &mels)? > target_ms {
+        hi *= 2.0;
+        if hi > 1e3 {
+            anyhow::bail!("the lookahead stays above {target_ms} ms with every trained gate closed");
+        }
+    }
+    for _ in 0..8 {
+        let mid = 0.5 * (lo + hi);
+        if mean_lookahead(&shifted(&config, &tensors, layers, mid)?.0, &mels)? > target_ms {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let (model, t) = shifted(&config, &tensors, layers, hi)?;
+    let after = mean_lookahead(&model, &mels)?;
+    let mut config = config;
+    config.origin += &format!("; schedulers calibrated to ≤ {target_ms} ms mean lookahead (bias −{hi:.3})");
+    crate::asr::transducer::init::save_model(dir, &config, &t, &Vocabulary::load(&dir.join("vocabulary.txt"))?)?;
+    Ok((before, after, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asr::transducer::init::{random_tensors, save_model};
+
+    #[test]
+    fn calibration_brings_the_counted_lookahead_to_the_target() {
+        let mut cfg = TransducerConfig::tiny(29);
+        (cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.ffn_dim) = (32, 4, 2, 64);
+        cfg.lookahead_frames = vec![0, 4];
+        let mut t = random_tensors(&cfg, 3).unwrap();
+        // Block 1's gates mostly open.
+        t.insert("blocks.1.scheduler.bias".into(), Tensor::new(&[3f32], &Device::Cpu).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        save_model(dir.path(), &cfg, &t, &Vocabulary::characters()).unwrap();
+        let audio = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("audio-fixtures/speech-16k-mono.wav")];
+        let (before, after, offset) = calibrate(dir.path(), &[1], &audio, 60.0).unwrap();
+        assert!(before > 60.0 && after <= 60.0 && after > 12.5 && offset > 0.0, "{before} {after} {offset}");
+        // The folder now holds the calibrated model: measuring it again gives `after`.
+        let model = TransducerModel::load(dir.path(), &Device::Cpu).unwrap();
+        let mel = RunningNorm::normalize_all(&MelFrontend::compute(&FileSource::open(&audio[0]).unwrap().read_all().unwrap()));
+        let mel = Tensor::from_vec(mel.clone(), (mel.len() / 80, 80), &Device::Cpu).unwrap();
+        assert!((mean_lookahead(&model, &[mel]).unwrap() - after).abs() < 1e-9);
+        assert!(model.config.origin.contains("calibrated"));
+    }
+}
