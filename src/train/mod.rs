@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::asr::transducer::init::{Rng, load_whisper_encoder, random_tensors, save_model};
 use crate::asr::transducer::model::future_frames;
-use layers::{BLOCK_PARAMS, Params, TrainableBlock, dropout_if, layer_norm, mean_lookahead_ms, propagate_ready};
 use crate::asr::transducer::recognizer::RunningNorm;
 use crate::asr::transducer::search::SearchMode;
 use crate::asr::transducer::{Lookahead, TransducerConfig, TransducerEngine, TransducerModel, TransducerOptions, Vocabulary};
@@ -31,6 +30,7 @@ use crate::audio::FileSource;
 use crate::eval::{read_manifest, wer_counts};
 use crate::features::MelFrontend;
 use crate::pipeline::{Recognizer, transcribe_files};
+use layers::{BLOCK_PARAMS, Params, TrainableBlock, dropout_if, layer_norm, linear, mean_lookahead_ms, propagate_ready};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,7 +178,6 @@ struct Head<'a> {
     cfg: &'a TransducerConfig,
 }
 
-use layers::linear;
 
 impl Head<'_> {
     fn var(&self, name: &str) -> &Tensor {
