@@ -21,8 +21,9 @@ use crate::features::MelFrontend;
 pub fn mean_lookahead(model: &TransducerModel, mels: &[Tensor]) -> anyhow::Result<f64> {
     let (mut sum, mut n) = (0f64, 0usize);
     for mel in mels {
-        let trace = model.encode(mel, Lookahead::Adaptive)?;
-        for (k, &r) in trace.ready_mel.iter().enumerate() {
+        // Only the readiness is needed: the head's projection is skipped.
+        let (_, _, ready_mel) = model.encode_hidden(mel, Lookahead::Adaptive)?;
+        for (k, &r) in ready_mel.iter().enumerate() {
             sum += lookahead_ms(k, r) as f64;
             n += 1;
         }

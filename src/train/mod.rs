@@ -325,11 +325,32 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
     Ok(train_with_stats(config_path, resume)?.iter().map(|s| s.loss).collect())
 }
 
-/// Runs a training job and returns every step's figures.
-pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<StepStats>> {
+/// Reads a training config; relative paths in it are relative to the returned folder.
+fn load_config(config_path: &Path) -> anyhow::Result<(TrainConfig, &Path)> {
     let text = std::fs::read_to_string(config_path).with_context(|| format!("reading {}", config_path.display()))?;
     let cfg: TrainConfig = toml::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
-    let base = config_path.parent().unwrap_or(Path::new("."));
+    Ok((cfg, config_path.parent().unwrap_or(Path::new("."))))
+}
+
+/// The utterances of the config's training manifests (at most `max_utterances` of each).
+fn training_entries(cfg: &TrainConfig, base: &Path) -> anyhow::Result<Vec<crate::eval::ManifestEntry>> {
+    let mut entries = Vec::new();
+    for m in &cfg.train {
+        let mut e = read_manifest(&resolve(base, m))?;
+        if cfg.max_utterances > 0 {
+            e.truncate(cfg.max_utterances);
+        }
+        entries.extend(e);
+    }
+    if entries.is_empty() {
+        bail!("the training manifests list no utterances");
+    }
+    Ok(entries)
+}
+
+/// Runs a training job and returns every step's figures.
+pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<StepStats>> {
+    let (cfg, base) = load_config(config_path)?;
     let mode: Lookahead = cfg.lookahead.parse().map_err(anyhow::Error::msg)?;
     let device = Device::Cpu;
     let vocab = Vocabulary::characters();
@@ -357,12 +378,13 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
         let dir = crate::models::resolve(w)?;
         load_whisper_encoder(&mut tensors, &dir, &model_cfg)?;
     }
-    // Schedulers: frozen blocks keep their gate always open (their window is fixed); the
-    // trained ones start near zero with a bias, so the first steps see the gates mostly open.
+    // Schedulers: frozen blocks, and every block in a fixed mode, keep their gate always open
+    // (their window is fixed; a fixed:N model then runs in adaptive mode exactly as fixed:N);
+    // the trained ones start near zero with a bias, so the first steps see the gates mostly open.
     let mut rng = Rng::new(cfg.seed ^ 0x9a7e);
     for l in 0..n_layers {
         let w = &tensors[&format!("blocks.{l}.scheduler.weight")];
-        let (weight, bias) = if l < first_trained {
+        let (weight, bias) = if l < first_trained || matches!(mode, Lookahead::Fixed(_)) {
             (w.zeros_like()?, 10f32)
         } else {
             let small: Vec<f32> = (0..w.elem_count()).map(|_| 1e-3 * rng.normal()).collect();
@@ -375,18 +397,7 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
 
     // The frozen blocks' outputs, once per utterance, kept on disk for the next run with the
     // same data and frozen blocks.
-    let mut entries = Vec::new();
-    for m in &cfg.train {
-        let path = resolve(base, m);
-        let mut e = read_manifest(&path)?;
-        if cfg.max_utterances > 0 {
-            e.truncate(cfg.max_utterances);
-        }
-        entries.extend(e);
-    }
-    if entries.is_empty() {
-        bail!("the training manifests list no utterances");
-    }
+    let entries = training_entries(&cfg, base)?;
     let lower: Vec<String> = (0..first_trained).map(|l| future_frames(mode, &model_cfg, l, true).map_or("all".into(), |w| w.to_string())).collect();
     let shape = TransducerConfig { lookahead_frames: Vec::new(), origin: String::new(), ..model_cfg.clone() };
     let fingerprint = format!(
@@ -475,15 +486,6 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
         }
         let mut c = model_cfg.clone();
         c.trained = true;
-        if matches!(mode, Lookahead::Fixed(_)) {
-            // No scheduler is trained in a fixed mode: every gate on, with the window the model
-            // was trained for, so that adaptive mode runs this model exactly as fixed:N.
-            for l in 0..n_layers {
-                let w = &all[&format!("blocks.{l}.scheduler.weight")];
-                all.insert(format!("blocks.{l}.scheduler.weight"), w.zeros_like()?);
-                all.insert(format!("blocks.{l}.scheduler.bias"), Tensor::new(&[10f32], &device)?);
-            }
-        }
         c.origin = format!(
             "hark train {}: encoder {} in {} mode, top {} blocks and head trained {step} steps",
             config_path.display(),
@@ -605,39 +607,33 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     }
     pb.finish();
     if start < cfg.steps {
-        calibrate_exported(&cfg, &output, &entries, first_trained)?;
+        calibrate_exported(&cfg, &output, &entries)?;
     }
     Ok(stats)
 }
 
-/// Runs the latency calibration of the config (if any) on its exported model.
-fn calibrate_exported(cfg: &TrainConfig, output: &Path, entries: &[crate::eval::ManifestEntry], first_trained: usize) -> anyhow::Result<()> {
-    let (Some(target), Lookahead::Adaptive) = (cfg.calibrate_lookahead_ms, cfg.lookahead.parse().map_err(anyhow::Error::msg)?) else {
+/// Runs the latency calibration of the config (if any) on its exported model: the schedulers of
+/// the top `unfreeze` blocks, on `calibrate_files` training utterances spread over `entries`.
+fn calibrate_exported(cfg: &TrainConfig, output: &Path, entries: &[crate::eval::ManifestEntry]) -> anyhow::Result<()> {
+    let (Some(target), Lookahead::Adaptive, Some(frames)) = (cfg.calibrate_lookahead_ms, cfg.lookahead.parse().map_err(anyhow::Error::msg)?, &cfg.lookahead_frames) else {
         return Ok(());
     };
-    let n_layers = cfg.lookahead_frames.as_ref().map_or(0, Vec::len);
     let stride = (entries.len() / cfg.calibrate_files.max(1)).max(1);
     let audio: Vec<PathBuf> = entries.iter().step_by(stride).take(cfg.calibrate_files).map(|e| e.path.clone()).collect();
-    let layers: Vec<usize> = (first_trained..n_layers).collect();
+    let layers: Vec<usize> = (frames.len().saturating_sub(cfg.unfreeze)..frames.len()).collect();
     let (before, after, offset) = calibrate::calibrate(output, &layers, &audio, target)?;
     eprintln!("hark: mean lookahead on {} training utterances {before:.1} ms → {after:.1} ms (scheduler bias −{offset:.3})", audio.len());
     Ok(())
 }
 
-/// `hark train --calibrate`: only the latency calibration, on the model the config exported.
+/// `hark train --calibrate`: only the latency calibration, on the model the config exported,
+/// with the same utterances as the calibration at the end of training.
 pub fn calibrate_only(config_path: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let cfg: TrainConfig = toml::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
-    let base = config_path.parent().unwrap_or(Path::new("."));
+    let (cfg, base) = load_config(config_path)?;
     if cfg.calibrate_lookahead_ms.is_none() || cfg.lookahead != "adaptive" {
         bail!("{} sets no calibrate_lookahead_ms for an adaptive model", config_path.display());
     }
-    let mut entries = Vec::new();
-    for m in &cfg.train {
-        entries.extend(read_manifest(&resolve(base, m))?);
-    }
-    let n_layers = cfg.lookahead_frames.as_ref().map_or(0, Vec::len);
-    calibrate_exported(&cfg, &resolve(base, &cfg.output), &entries, n_layers.saturating_sub(cfg.unfreeze))
+    calibrate_exported(&cfg, &resolve(base, &cfg.output), &training_entries(&cfg, base)?)
 }
 
 /// WER of the exported model on the first `n` files of a dev manifest, streaming, greedy.
