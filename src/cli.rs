@@ -30,6 +30,12 @@ pub enum Command {
     Transcribe(TranscribeArgs),
     /// Transcribe a manifest of recordings and score the word error rate.
     Eval(EvalArgs),
+    /// Transcribe the microphone live: partials rewritten in place, finals as lines.
+    Listen(ListenArgs),
+    /// List audio input devices (for `--device` and the service's [capture] device).
+    Devices,
+    /// Run the service: HTTP (OpenAI-compatible uploads), WebSocket streams, metrics.
+    Serve(ServeArgs),
     /// Install and list models.
     Models {
         #[command(subcommand)]
@@ -157,6 +163,35 @@ pub struct RecogniserArgs {
 }
 
 #[derive(Args)]
+pub struct ListenArgs {
+    /// Input device: name, host id or index from `hark devices` [default: the default input].
+    #[arg(long)]
+    pub device: Option<String>,
+    /// One JSON object per event: {"type":"partial"|"final","text","start","end","words":[...]}.
+    #[arg(long)]
+    pub json: bool,
+    /// Who writes the final text of each utterance [default: whisper when installed].
+    #[arg(long = "final", value_enum)]
+    pub final_pass: Option<crate::live::FinalPass>,
+    /// Transducer lookahead for partials: adaptive, causal, fixed:N or full.
+    #[arg(long)]
+    pub lookahead: Option<String>,
+    /// Configuration file (TOML; see systemd/hark.toml); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML; see systemd/hark.toml). SIGHUP re-reads it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8178]; port 0 picks a free port (printed).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Args)]
 pub struct TranscribeArgs {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -196,6 +231,20 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Listen(a) => listen(a),
+        Command::Devices => {
+            let devices = crate::audio::capture::input_devices()?;
+            if devices.is_empty() {
+                eprintln!("hark: no input devices found");
+                return Ok(1);
+            }
+            for d in devices {
+                let mark = if d.is_default { "*" } else { " " };
+                println!("{mark}{:>3}  {:<24} {}  [{}]", d.index, d.id, d.name, d.config.as_deref().unwrap_or("no input config"));
+            }
+            Ok(0)
+        }
+        Command::Serve(a) => crate::service::serve(a.config, a.listen),
         Command::Bench { command: BenchCommand::Transducer { model, audio, seconds, soak_seconds, chunk_frames } } => {
             let dir = models::resolve_transducer(&model)?;
             crate::bench::transducer(&dir, &audio, seconds, soak_seconds, chunk_frames)?;
@@ -378,4 +427,76 @@ fn eval(a: EvalArgs) -> anyhow::Result<i32> {
     }
     println!("{line}");
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// Builds the live engines and options from a config (after flag overrides).
+pub fn live_setup(config: &crate::config::Config) -> anyhow::Result<(crate::live::LiveEngines, crate::live::LiveOptions)> {
+    let rec = &config.recognition;
+    let engines = crate::live::LiveEngines::load(&rec.transducer, rec.final_pass, &rec.whisper)?;
+    if !engines.transducer.model.config.trained {
+        eprintln!("hark: warning: {} is untrained: partials are meaningless", engines.transducer.name);
+    }
+    let opts = crate::live::LiveOptions {
+        endpoint: config.endpoint.clone(),
+        transducer: TransducerOptions { lookahead: rec.lookahead().map_err(anyhow::Error::msg)?, ..Default::default() },
+        whisper: WhisperOptions::default(),
+    };
+    Ok((engines, opts))
+}
+
+fn listen(a: ListenArgs) -> anyhow::Result<i32> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut config = crate::config::Config::load(a.config.as_deref())?;
+    if a.device.is_some() {
+        config.capture.device = a.device.clone();
+    }
+    if a.final_pass.is_some() {
+        config.recognition.final_pass = a.final_pass;
+    }
+    if let Some(l) = a.lookahead {
+        config.recognition.lookahead = l;
+    }
+    config.validate().map_err(anyhow::Error::msg)?;
+    let (engines, opts) = live_setup(&config)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Ctrl-C and SIGTERM stop capture; the utterance in progress still gets its final.
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    let graph = crate::pipeline::live::LiveGraph::start(config.capture.device.clone(), engines.clone(), opts, stop)?;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout()) && !a.json;
+    eprintln!(
+        "hark: listening (finals by {:?}; Ctrl-C to stop)",
+        engines.final_pass()
+    );
+    // Tests and scripts wait for this line before they play audio.
+    eprintln!("hark: ready");
+    let stdout = std::io::stdout();
+    for event in graph.events.iter() {
+        let mut out = stdout.lock();
+        let line = if a.json {
+            format!("{}\n", serde_json::to_string(&event)?)
+        } else if terminal {
+            match event.kind {
+                // Partials overwrite the line in place; a final replaces them for good.
+                crate::live::EventKind::Partial => format!("\r\x1b[K{}", event.text),
+                crate::live::EventKind::Final => format!("\r\x1b[K{}\n", event.text),
+            }
+        } else if event.kind == crate::live::EventKind::Final {
+            format!("{}\n", event.text)
+        } else {
+            continue;
+        };
+        // A closed pipe (e.g. `| head`) ends listening quietly.
+        if out.write_all(line.as_bytes()).and_then(|_| out.flush()).is_err() {
+            graph.stop();
+        }
+    }
+    let dropped = graph.stats.dropped_samples.load(Ordering::Relaxed);
+    graph.join()?;
+    if dropped > 0 {
+        eprintln!("hark: {:.1} s of audio were dropped because transcription fell behind", dropped as f64 / 16000.0);
+    }
+    Ok(0)
 }

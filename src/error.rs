@@ -19,6 +19,8 @@ pub enum Error {
     CorruptAudio { position_s: f64, reason: String },
     #[error("invalid audio parameters: {0}")]
     InvalidAudio(String),
+    #[error("audio device: {0}")]
+    Device(String),
     #[error("model error: {0}")]
     Model(String),
     #[error("model download refused: {0}")]

@@ -7,13 +7,17 @@ pub mod asr;
 pub mod audio;
 pub mod bench;
 pub mod cli;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod live;
 pub mod models;
 pub mod output;
 pub mod pipeline;
+pub mod service;
 pub mod train;
+pub mod vad;
 
 pub use error::{Error, Result};

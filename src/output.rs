@@ -73,8 +73,8 @@ mod tests {
             text: "Hello there. General Kenobi.".into(),
             duration: 3725.5,
             segments: vec![
-                Segment { start: 0.0, end: 1.5, text: "Hello there.".into() },
-                Segment { start: 3723.25, end: 3725.5, text: "General Kenobi.".into() },
+                Segment { start: 0.0, end: 1.5, text: "Hello there.".into(), confidence: 1.0 },
+                Segment { start: 3723.25, end: 3725.5, text: "General Kenobi.".into(), confidence: 1.0 },
             ],
             ..Default::default()
         }

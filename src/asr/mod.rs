@@ -9,4 +9,7 @@ pub struct Segment {
     pub start: f64,
     pub end: f64,
     pub text: String,
+    /// The recogniser's geometric-mean token probability for the segment (0–1).
+    #[serde(skip)]
+    pub confidence: f32,
 }

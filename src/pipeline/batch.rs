@@ -56,7 +56,7 @@ pub fn transcribe_file(path: &Path, recognizer: &Recognizer) -> Result<Transcrip
                 RecognizerEvent::Partial(_) => {}
                 RecognizerEvent::Final(r) => {
                     if let (Some(first), Some(last)) = (r.words.first(), r.words.last()) {
-                        t.segments.push(Segment { start: first.start, end: last.end, text: r.text.clone() });
+                        t.segments.push(Segment { start: first.start, end: last.end, text: r.text.clone(), confidence: mean_confidence(&r.words) });
                     }
                     t.words = r.words;
                     t.lookahead = r.lookahead;
@@ -95,6 +95,10 @@ pub fn transcribe_file(path: &Path, recognizer: &Recognizer) -> Result<Transcrip
     transcript.text = transcript.segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
     transcript.duration = samples as f64 / SAMPLE_RATE as f64;
     Ok(transcript)
+}
+
+fn mean_confidence(words: &[Word]) -> f32 {
+    words.iter().map(|w| w.confidence).sum::<f32>() / words.len().max(1) as f32
 }
 
 pub struct FileOutcome {

@@ -4,6 +4,7 @@
 //! what that yields and closes its output, so shutting a graph down from the source loses nothing.
 
 pub mod batch;
+pub mod live;
 mod stages;
 
 pub use batch::{FileOutcome, Recognizer, Transcript, transcribe_file, transcribe_files};

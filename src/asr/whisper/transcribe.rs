@@ -175,7 +175,12 @@ impl WhisperStage {
             let text = self.engine.tokenizer.decode(&seg.tokens).trim().to_string();
             self.history.extend(&seg.tokens);
             if !text.is_empty() {
-                out.push(Segment { start: offset + seg.start_frame as f64 * 0.01, end: offset + seg.end_frame as f64 * 0.01, text });
+                out.push(Segment {
+                    start: offset + seg.start_frame as f64 * 0.01,
+                    end: offset + seg.end_frame as f64 * 0.01,
+                    text,
+                    confidence: hyp.avg_logprob().exp(),
+                });
             }
         }
         let advance = if advance == 0 { n } else { advance.min(n) };

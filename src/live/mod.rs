@@ -1,0 +1,291 @@
+//! Live transcription of one stream, as a plain struct (audio in, events out, no threads): the
+//! VAD and endpoint rules cut the audio into utterances; the ANCAT transducer shows partials while
+//! each is spoken; at each endpoint a second pass (Whisper by default) gives the final text.
+//! `hark listen` and every WebSocket client of `hark serve` run one of these.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::asr::transducer::search::Word;
+use crate::asr::transducer::{TransducerEngine, TransducerOptions, TransducerStage};
+use crate::asr::whisper::{WhisperEngine, WhisperOptions, WhisperStage};
+use crate::audio::SAMPLE_RATE;
+use crate::error::Result;
+use crate::features::MelFrontend;
+use crate::vad::silero::CHUNK;
+use crate::vad::{Endpoint, EndpointConfig, EndpointReason, Endpointer, SileroModel, SileroVad};
+
+/// Audio kept before the first speech chunk for the second pass (the VAD reacts a little late).
+const PREROLL_SAMPLES: u64 = SAMPLE_RATE as u64 / 4;
+
+/// Which recogniser writes the final text of an utterance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FinalPass {
+    Whisper,
+    Transducer,
+}
+
+/// The models a live stream uses, loaded once and shared by every stream.
+#[derive(Clone)]
+pub struct LiveEngines {
+    pub transducer: Arc<TransducerEngine>,
+    pub vad: Arc<SileroModel>,
+    /// Present when finals come from Whisper.
+    pub whisper: Option<Arc<WhisperEngine>>,
+}
+
+impl LiveEngines {
+    /// Loads the transducer, the VAD and (for Whisper finals) Whisper, installing what is missing.
+    /// `final_pass: None` means Whisper when it is installed, else the transducer.
+    pub fn load(transducer: &str, final_pass: Option<FinalPass>, whisper: &str) -> Result<Self> {
+        let final_pass = final_pass.unwrap_or_else(|| {
+            let installed = crate::models::is_installed(&crate::models::model_root().join(whisper)) || std::path::Path::new(whisper).is_dir();
+            if installed { FinalPass::Whisper } else { FinalPass::Transducer }
+        });
+        let whisper = match final_pass {
+            FinalPass::Whisper => Some(WhisperEngine::load(&crate::models::resolve(whisper)?)?),
+            FinalPass::Transducer => None,
+        };
+        Ok(Self {
+            transducer: TransducerEngine::load(&crate::models::resolve_transducer(transducer)?)?,
+            vad: SileroModel::load(&crate::models::resolve("silero-vad")?)?,
+            whisper,
+        })
+    }
+
+    pub fn final_pass(&self) -> FinalPass {
+        if self.whisper.is_some() { FinalPass::Whisper } else { FinalPass::Transducer }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub endpoint: EndpointConfig,
+    pub transducer: TransducerOptions,
+    pub whisper: WhisperOptions,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        Self { endpoint: EndpointConfig::default(), transducer: TransducerOptions::default(), whisper: WhisperOptions::default() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Partial,
+    Final,
+}
+
+/// What a live stream reports; serialises to the JSON the CLI and the service print.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub text: String,
+    /// Seconds from the start of the stream.
+    pub start: f64,
+    pub end: f64,
+    pub words: Vec<Word>,
+}
+
+pub struct LiveTranscriber {
+    engines: LiveEngines,
+    opts: LiveOptions,
+    mel: MelFrontend,
+    transducer: TransducerStage,
+    vad: SileroVad,
+    endpointer: Endpointer,
+    /// Audio of the current utterance (plus pre-roll); `audio[0]` is stream sample `audio_start`.
+    audio: Vec<f32>,
+    audio_start: u64,
+    /// Samples received so far.
+    position: u64,
+    partial: String,
+}
+
+fn seconds(sample: u64) -> f64 {
+    sample as f64 / SAMPLE_RATE as f64
+}
+
+impl LiveTranscriber {
+    pub fn new(engines: LiveEngines, opts: LiveOptions) -> Self {
+        Self {
+            transducer: TransducerStage::new(engines.transducer.clone(), opts.transducer),
+            vad: SileroVad::new(engines.vad.clone()),
+            endpointer: Endpointer::new(opts.endpoint.clone()),
+            mel: MelFrontend::new(),
+            engines,
+            opts,
+            audio: Vec::new(),
+            audio_start: 0,
+            position: 0,
+            partial: String::new(),
+        }
+    }
+
+    /// Seconds of audio received.
+    pub fn position_s(&self) -> f64 {
+        seconds(self.position)
+    }
+
+    /// Feeds 16 kHz mono samples; appends the partials and finals they complete.
+    pub fn push(&mut self, samples: &[f32], out: &mut Vec<Event>) -> Result<()> {
+        // Pieces that end on VAD chunk boundaries, so an endpoint falls exactly where the VAD put
+        // it and the transducer has seen no audio of the next utterance.
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let to_boundary = CHUNK - (self.position % CHUNK as u64) as usize;
+            let (piece, tail) = rest.split_at(to_boundary.min(rest.len()));
+            rest = tail;
+            self.feed(piece, out)?;
+        }
+        Ok(())
+    }
+
+    fn feed(&mut self, piece: &[f32], out: &mut Vec<Event>) -> Result<()> {
+        let clean: Vec<f32> = piece.iter().map(|s| if s.is_finite() { s.clamp(-1.0, 1.0) } else { 0.0 }).collect();
+        self.audio.extend_from_slice(&clean);
+        self.position += clean.len() as u64;
+        let mut frames = Vec::new();
+        self.mel.push(&clean, &mut frames);
+        if !frames.is_empty() {
+            if let Some(text) = self.transducer.push(&frames)? {
+                self.partial_event(text, out);
+            }
+        }
+        let mut probs = Vec::with_capacity(1);
+        self.vad.push(&clean, &mut probs)?;
+        for p in probs {
+            if let Some(endpoint) = self.endpointer.push(p, !self.partial.is_empty()) {
+                self.end_utterance(endpoint, out)?;
+            }
+        }
+        // Before any speech, keep only the pre-roll: silence must not grow the buffer.
+        if self.endpointer.speech_start().is_none() && !self.endpointer.in_speech() {
+            let excess = self.audio.len().saturating_sub(PREROLL_SAMPLES as usize);
+            if excess > 0 {
+                self.audio.drain(..excess);
+                self.audio_start += excess as u64;
+            }
+        }
+        Ok(())
+    }
+
+    fn partial_event(&mut self, text: String, out: &mut Vec<Event>) {
+        self.partial = text.trim().to_string();
+        if self.partial.is_empty() {
+            return;
+        }
+        let start = self.endpointer.speech_start().unwrap_or(self.audio_start + PREROLL_SAMPLES.min(self.audio.len() as u64));
+        out.push(Event { kind: EventKind::Partial, text: self.partial.clone(), start: seconds(start), end: seconds(self.position), words: Vec::new() });
+    }
+
+    /// The end of the stream: the last utterance's final, if it had speech.
+    pub fn finish(&mut self, out: &mut Vec<Event>) -> Result<()> {
+        let mut frames = Vec::new();
+        self.mel.finish(&mut frames);
+        if !frames.is_empty() {
+            if let Some(text) = self.transducer.push(&frames)? {
+                self.partial_event(text, out);
+            }
+        }
+        let endpoint = self.endpointer.flush(!self.partial.is_empty());
+        let endpoint = Endpoint { end: self.position, ..endpoint };
+        self.end_utterance(endpoint, out)
+    }
+
+    fn end_utterance(&mut self, endpoint: Endpoint, out: &mut Vec<Event>) -> Result<()> {
+        let _span = tracing::debug_span!("endpoint", reason = ?endpoint.reason, end_s = seconds(endpoint.end)).entered();
+        self.transducer.endpoint()?;
+        let transducer_finals = self.transducer.take_finals();
+        let event = match (&self.engines.whisper, endpoint.speech) {
+            // Whisper only hears what the VAD called speech: given noise, it invents words.
+            (Some(whisper), Some((start, end))) => self.whisper_final(whisper.clone(), start, end, endpoint.end)?,
+            (Some(_), None) => None,
+            (None, speech) if speech.is_some() || endpoint.decoded => {
+                let text = transducer_finals.iter().map(|f| f.text.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
+                let words: Vec<Word> = transducer_finals.into_iter().flat_map(|f| f.words).collect();
+                let (start, end) = speech.unwrap_or((endpoint.start, endpoint.end));
+                // The transducer may place a word a little outside the VAD's span.
+                let start = words.first().map_or(seconds(start), |w| w.start.min(seconds(start)));
+                let end = words.last().map_or(seconds(end), |w| w.end.max(seconds(end)));
+                Some(Event { kind: EventKind::Final, text, start, end, words })
+            }
+            (None, _) => None,
+        };
+        if let Some(event) = event.filter(|e| e.text.chars().any(char::is_alphanumeric)) {
+            out.push(event);
+        }
+        if endpoint.reason == EndpointReason::MaxLength {
+            tracing::debug!("utterance cut at the maximum length");
+        }
+        // The next utterance keeps a little audio before its start.
+        let keep_from = endpoint.end.saturating_sub(PREROLL_SAMPLES).max(self.audio_start);
+        self.audio.drain(..(keep_from - self.audio_start) as usize);
+        self.audio_start = keep_from;
+        self.partial.clear();
+        Ok(())
+    }
+
+    /// Re-decodes the utterance's audio with Whisper.
+    fn whisper_final(&self, whisper: Arc<WhisperEngine>, speech_start: u64, speech_end: u64, end: u64) -> Result<Option<Event>> {
+        let from = speech_start.saturating_sub(PREROLL_SAMPLES).max(self.audio_start);
+        let to = end.min(self.audio_start + self.audio.len() as u64);
+        if to <= from {
+            return Ok(None);
+        }
+        let audio = &self.audio[(from - self.audio_start) as usize..(to - self.audio_start) as usize];
+        let mut frames = MelFrontend::compute(audio);
+        for f in &mut frames {
+            f.index += from / crate::features::mel::HOP_LENGTH as u64;
+        }
+        let mut stage = WhisperStage::new(whisper, self.opts.whisper.clone());
+        let mut segments = Vec::new();
+        stage.push(&frames, &mut segments)?;
+        stage.finish(&mut segments)?;
+        let text = segments.iter().map(|s| s.text.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let confidence = segments.iter().map(|s| s.confidence).sum::<f32>() / segments.len() as f32;
+        let (start, end) = (seconds(speech_start), seconds(speech_end));
+        Ok(Some(Event { kind: EventKind::Final, words: spread_words(&text, start, end, confidence), text, start, end }))
+    }
+}
+
+/// Word times for a second-pass final, which has none of its own: the speech span shared out
+/// in proportion to each word's length (an estimate; the transducer's finals carry real times).
+fn spread_words(text: &str, start: f64, end: f64, confidence: f32) -> Vec<Word> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let total: usize = words.iter().map(|w| w.chars().count() + 1).sum();
+    let mut at = start;
+    let per_char = (end - start).max(0.0) / total.max(1) as f64;
+    words
+        .iter()
+        .map(|w| {
+            let len = (w.chars().count() + 1) as f64 * per_char;
+            let word = Word { word: w.to_string(), start: at, end: at + len - per_char, confidence };
+            at += len;
+            word
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_words_cover_the_span_in_order() {
+        let w = spread_words("ask not what", 1.0, 2.3, 0.9);
+        assert_eq!(w.len(), 3);
+        assert!((w[0].start - 1.0).abs() < 1e-9);
+        assert!(w.windows(2).all(|p| p[0].end <= p[1].start));
+        assert!(w[2].end <= 2.3 + 1e-9);
+        assert_eq!(w[1].word, "not");
+    }
+}
