@@ -37,6 +37,8 @@ pub fn input_devices() -> Result<Vec<InputDevice>> {
     let devices = host.input_devices().map_err(|e| Error::Device(format!("cannot list input devices: {e}")))?;
     Ok(devices
         .enumerate()
+        // ALSA lists every plugin (rate converters, upmixers); only those that capture are inputs.
+        .filter(|(_, d)| d.default_input_config().is_ok())
         .map(|(index, d)| {
             let id = device_id(&d);
             InputDevice {

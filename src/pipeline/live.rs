@@ -115,6 +115,10 @@ fn capture_loop(first: Capture, device: Option<String>, tx: Sender<AudioChunk>, 
                 resampler.finish(&mut resampled)?;
             }
             stats.captured_samples.fetch_add(resampled.len() as u64, Ordering::Relaxed);
+            if tracing::enabled!(tracing::Level::TRACE) && !resampled.is_empty() {
+                let rms = (resampled.iter().map(|s| s * s).sum::<f32>() / resampled.len() as f32).sqrt();
+                tracing::trace!(position, samples = resampled.len(), rms, "captured");
+            }
             let mut dropped = cap.take_dropped() * SAMPLE_RATE as u64 / cap.sample_rate as u64;
             if !resampled.is_empty() {
                 let n = resampled.len() as u64;

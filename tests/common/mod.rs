@@ -39,3 +39,53 @@ pub fn stderr(o: &Output) -> String {
 pub fn words(text: &str) -> String {
     hark::eval::normalize(text)
 }
+
+/// A virtual microphone: a private PulseAudio server with a null sink whose monitor is the
+/// default source, so `hark` captures (through cpal → ALSA → the `pulse` plugin) whatever
+/// `play` sends to the sink. The server stops when this is dropped.
+pub struct VirtualMic {
+    pub runtime_dir: tempfile::TempDir,
+}
+
+impl VirtualMic {
+    pub fn start() -> Self {
+        for tool in ["pulseaudio", "pactl", "paplay"] {
+            assert!(
+                Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success(),
+                "{tool} is missing: install pulseaudio pulseaudio-utils libasound2-plugins (.ci/run does)"
+            );
+        }
+        let runtime_dir = tempfile::tempdir().unwrap();
+        let mic = Self { runtime_dir };
+        let out = mic
+            .command("pulseaudio")
+            .args(["--daemonize=yes", "--exit-idle-time=-1", "-n", "--load=module-null-sink sink_name=virt", "--load=module-native-protocol-unix"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pulseaudio did not start: {}", String::from_utf8_lossy(&out.stderr));
+        let out = mic.command("pactl").args(["set-default-source", "virt.monitor"]).output().unwrap();
+        assert!(out.status.success(), "pactl: {}", String::from_utf8_lossy(&out.stderr));
+        mic
+    }
+
+    /// A command that talks to this server.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("XDG_RUNTIME_DIR", self.runtime_dir.path()).env_remove("PULSE_SERVER");
+        c
+    }
+
+    /// Plays samples (16 kHz mono) into the virtual microphone; returns when playback ends.
+    pub fn play(&self, samples: &[f32]) {
+        let wav = self.runtime_dir.path().join("play.wav");
+        hark::audio::write_wav(&wav, samples, 16000).unwrap();
+        let out = self.command("paplay").arg("--device=virt").arg(&wav).output().unwrap();
+        assert!(out.status.success(), "paplay: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for VirtualMic {
+    fn drop(&mut self) {
+        let _ = self.command("pulseaudio").arg("--kill").output();
+    }
+}
