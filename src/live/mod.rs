@@ -16,8 +16,9 @@ use crate::features::MelFrontend;
 use crate::vad::silero::CHUNK;
 use crate::vad::{Endpoint, EndpointConfig, EndpointReason, Endpointer, SileroModel, SileroVad};
 
-/// Audio kept before the first speech chunk for the second pass (the VAD reacts a little late).
-const PREROLL_SAMPLES: u64 = SAMPLE_RATE as u64 / 4;
+/// Audio kept before the first speech chunk for the second pass: the VAD is sure of speech only
+/// a few chunks in, and a soft first word ("many") is lost with less.
+const PREROLL_SAMPLES: u64 = SAMPLE_RATE as u64 / 2;
 
 /// Which recogniser writes the final text of an utterance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

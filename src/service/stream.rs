@@ -1,0 +1,275 @@
+//! `GET /v1/stream?sample_rate=16000&encoding=pcm_s16le`: a WebSocket that takes binary PCM
+//! frames and a final text frame {"type":"end"}, and answers with the live transcriber's JSON
+//! events, then {"type":"done"}. Each stream's recognition runs on its own thread; the socket
+//! is read only as fast as that thread takes audio, so a fast client is slowed, never dropped.
+//! Bad parameters or frames end that stream with {"type":"error","message":...}; others go on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use tokio::sync::mpsc;
+
+use super::AppState;
+use crate::audio::SAMPLE_RATE;
+use crate::audio::resample::Resampler;
+use crate::live::{Event, LiveTranscriber};
+
+/// PCM frames in flight to a stream's recogniser (back-pressure beyond this).
+const AUDIO_QUEUE: usize = 32;
+/// The largest binary frame accepted (10 s of 48 kHz f32).
+const MAX_FRAME_BYTES: usize = 48_000 * 4 * 10;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Encoding {
+    PcmS16le,
+    PcmF32le,
+}
+
+impl Encoding {
+    fn bytes_per_sample(self) -> usize {
+        match self {
+            Encoding::PcmS16le => 2,
+            Encoding::PcmF32le => 4,
+        }
+    }
+
+    fn decode(self, bytes: &[u8]) -> Vec<f32> {
+        match self {
+            Encoding::PcmS16le => bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect(),
+            Encoding::PcmF32le => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        }
+    }
+}
+
+fn parse_params(q: &HashMap<String, String>) -> Result<(u32, Encoding), String> {
+    if let Some(unknown) = q.keys().find(|k| !["sample_rate", "encoding", "token"].contains(&k.as_str())) {
+        return Err(format!("unknown parameter '{unknown}' (sample_rate, encoding)"));
+    }
+    let rate = match q.get("sample_rate") {
+        None => SAMPLE_RATE,
+        Some(r) => r.parse::<u32>().ok().filter(|r| (8000..=192_000).contains(r)).ok_or_else(|| format!("sample_rate '{r}' must be a whole number of Hz from 8000 to 192000"))?,
+    };
+    let encoding = match q.get("encoding").map(String::as_str) {
+        None | Some("pcm_s16le") => Encoding::PcmS16le,
+        Some("pcm_f32le") => Encoding::PcmF32le,
+        Some(other) => return Err(format!("encoding '{other}' is not supported (pcm_s16le, pcm_f32le)")),
+    };
+    Ok((rate, encoding))
+}
+
+pub async fn stream(ws: WebSocketUpgrade, Query(q): Query<HashMap<String, String>>, State(state): State<Arc<AppState>>) -> Response {
+    ws.max_message_size(MAX_FRAME_BYTES + 1024).on_upgrade(move |socket| async move {
+        let result = run(socket, q, state.clone()).await;
+        if result.is_err() {
+            state.metrics.errors_total.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+}
+
+enum ToWorker {
+    Audio(Vec<f32>),
+    End,
+}
+
+enum FromWorker {
+    Event(Event),
+    Failed(String),
+    Done,
+}
+
+fn json(event: &impl serde::Serialize) -> Message {
+    Message::Text(serde_json::to_string(event).unwrap_or_default().into())
+}
+
+async fn send_error(socket: &mut WebSocket, message: &str) {
+    tracing::info!("stream error: {message}");
+    let _ = socket.send(json(&serde_json::json!({"type": "error", "message": message}))).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Serves one stream; `Err` when it ended with an error the client was told about.
+async fn run(mut socket: WebSocket, q: HashMap<String, String>, state: Arc<AppState>) -> Result<(), ()> {
+    let (rate, encoding) = match parse_params(&q) {
+        Ok(p) => p,
+        Err(message) => {
+            send_error(&mut socket, &message).await;
+            return Err(());
+        }
+    };
+    let config = state.config();
+    let active = state.metrics.streams_active.fetch_add(1, Ordering::SeqCst) + 1;
+    let _active = scopeguard(state.clone());
+    if active > config.server.max_streams as u64 {
+        state.metrics.rejected_total.fetch_add(1, Ordering::Relaxed);
+        send_error(&mut socket, &format!("too many streams: the server takes {} at once", config.server.max_streams)).await;
+        return Ok(());
+    }
+    state.metrics.streams_total.fetch_add(1, Ordering::Relaxed);
+    let idle = Duration::from_secs(config.server.idle_timeout_s);
+
+    let (to_worker, worker_rx) = mpsc::channel::<ToWorker>(AUDIO_QUEUE);
+    let (worker_tx, mut from_worker) = mpsc::unbounded_channel::<FromWorker>();
+    let worker_state = state.clone();
+    let opts = state.live_options();
+    std::thread::Builder::new()
+        .name("stream".into())
+        .spawn(move || worker(worker_state, opts, rate, worker_rx, worker_tx))
+        .expect("spawning a stream thread");
+
+    let mut shutdown = state.shutdown.clone();
+    let mut ended = false; // {"type":"end"} (or shutdown) passed on to the worker
+    let mut result = Ok(());
+    loop {
+        tokio::select! {
+            msg = tokio::time::timeout(idle, socket.recv()), if !ended => {
+                let message = match msg {
+                    Err(_) => {
+                        send_error(&mut socket, &format!("no data for {} s: closing the idle stream", idle.as_secs())).await;
+                        result = Err(());
+                        break;
+                    }
+                    Ok(None) | Ok(Some(Err(_))) => break, // the client went away: drop the stream
+                    Ok(Some(Ok(m))) => m,
+                };
+                let problem = match message {
+                    Message::Binary(bytes) if bytes.len() % encoding.bytes_per_sample() != 0 => {
+                        Some(format!("a {} frame must hold whole samples ({} bytes each); got {} bytes", if encoding == Encoding::PcmS16le { "pcm_s16le" } else { "pcm_f32le" }, encoding.bytes_per_sample(), bytes.len()))
+                    }
+                    Message::Binary(bytes) => {
+                        let samples = encoding.decode(&bytes);
+                        if samples.iter().any(|s| !s.is_finite()) {
+                            Some("the frame holds NaN or infinite samples".to_string())
+                        } else {
+                            if to_worker.send(ToWorker::Audio(samples)).await.is_err() { break; }
+                            None
+                        }
+                    }
+                    Message::Text(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+                        Ok(v) if v["type"] == "end" => {
+                            ended = true;
+                            let _ = to_worker.send(ToWorker::End).await;
+                            None
+                        }
+                        _ => Some(format!("unexpected text frame (only {{\"type\":\"end\"}} is understood): {}", text.chars().take(100).collect::<String>())),
+                    },
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => None,
+                };
+                if let Some(problem) = problem {
+                    send_error(&mut socket, &problem).await;
+                    result = Err(());
+                    break;
+                }
+            }
+            out = from_worker.recv() => match out {
+                Some(FromWorker::Event(e)) => { if socket.send(json(&e)).await.is_err() { break; } }
+                Some(FromWorker::Failed(message)) => { send_error(&mut socket, &message).await; result = Err(()); break; }
+                Some(FromWorker::Done) | None => {
+                    let _ = socket.send(json(&serde_json::json!({"type": "done"}))).await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    break;
+                }
+            },
+            _ = super::until_stopping(&mut shutdown), if !ended => {
+                // The service is stopping: no more audio; the final of what was heard still goes out.
+                ended = true;
+                let _ = to_worker.send(ToWorker::End).await;
+            }
+        }
+    }
+    // Dropping the sender ends the worker if it is still running (client gone).
+    drop(to_worker);
+    result
+}
+
+/// Decrements the active-stream gauge however the stream ends.
+fn scopeguard(state: Arc<AppState>) -> impl Drop {
+    struct Guard(Arc<AppState>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.metrics.streams_active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    Guard(state)
+}
+
+/// One stream's recogniser thread.
+fn worker(state: Arc<AppState>, opts: crate::live::LiveOptions, rate: u32, mut rx: mpsc::Receiver<ToWorker>, tx: mpsc::UnboundedSender<FromWorker>) {
+    let mut live = LiveTranscriber::new(state.engines.clone(), opts);
+    let mut resampler = match Resampler::new(rate, SAMPLE_RATE) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.send(FromWorker::Failed(e.to_string()));
+            return;
+        }
+    };
+    let mut events = Vec::new();
+    let mut audio = Vec::new();
+    let result = (|| -> crate::error::Result<bool> {
+        while let Some(msg) = rx.blocking_recv() {
+            let started = Instant::now();
+            audio.clear();
+            let end = match msg {
+                ToWorker::Audio(samples) => {
+                    resampler.process(&samples, &mut audio)?;
+                    false
+                }
+                ToWorker::End => {
+                    resampler.finish(&mut audio)?;
+                    true
+                }
+            };
+            live.push(&audio, &mut events)?;
+            if end {
+                live.finish(&mut events)?;
+            }
+            state.metrics.add_audio(audio.len() as u64, started.elapsed());
+            for e in events.drain(..) {
+                let _ = tx.send(FromWorker::Event(e));
+            }
+            if end {
+                return Ok(true);
+            }
+        }
+        Ok(false) // the client went away
+    })();
+    match result {
+        Ok(true) => {
+            let _ = tx.send(FromWorker::Done);
+        }
+        Ok(false) => {}
+        Err(e) => {
+            let _ = tx.send(FromWorker::Failed(format!("recognition failed: {e}")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        assert_eq!(parse_params(&q(&[])).unwrap(), (16000, Encoding::PcmS16le));
+        assert_eq!(parse_params(&q(&[("sample_rate", "48000"), ("encoding", "pcm_f32le")])).unwrap(), (48000, Encoding::PcmF32le));
+        assert!(parse_params(&q(&[("sample_rate", "abc")])).unwrap_err().contains("sample_rate"));
+        assert!(parse_params(&q(&[("sample_rate", "100")])).is_err());
+        assert!(parse_params(&q(&[("encoding", "mp3")])).unwrap_err().contains("mp3"));
+        assert!(parse_params(&q(&[("rate", "16000")])).unwrap_err().contains("unknown parameter"));
+    }
+
+    #[test]
+    fn pcm_decoding() {
+        assert_eq!(Encoding::PcmS16le.decode(&[0x00, 0x40, 0x00, 0xc0]), vec![0.5, -0.5]);
+        assert_eq!(Encoding::PcmF32le.decode(&0.25f32.to_le_bytes()), vec![0.25]);
+    }
+}

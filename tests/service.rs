@@ -1,0 +1,349 @@
+//! `hark serve` end to end: a real server process, real WebSocket and HTTP clients, real speech.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use hark::audio::FileSource;
+use tungstenite::Message;
+
+struct Server {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hark.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hark"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"]).arg(&path).stderr(Stdio::piped()).stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "the server exited before listening");
+            if let Some(a) = line.trim().strip_prefix("hark: listening on http://") {
+                break a.to_string();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Self { child, addr, _dir: dir }
+    }
+
+    fn http(&self, request: &[u8]) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        s.write_all(request).unwrap();
+        let mut response = Vec::new();
+        let _ = s.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    fn get(&self, path: &str, headers: &str) -> (u16, String) {
+        self.http(format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\n\r\n", self.addr).as_bytes())
+    }
+
+    fn ws(&self, query: &str) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>> {
+        let (ws, _) = tungstenite::connect(format!("ws://{}/v1/stream{query}", self.addr)).unwrap();
+        if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        }
+        ws
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let (_, body) = self.get("/metrics", "");
+        body.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).unwrap_or_else(|| panic!("{name} missing: {body}")).parse().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pcm_s16(samples: &[f32]) -> Vec<u8> {
+    samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect()
+}
+
+/// Streams a recording at `speed`× real time in 100 ms frames, then ends it; returns the events.
+fn stream_file(server: &Server, path: &Path, speed: f64) -> Vec<serde_json::Value> {
+    let samples = FileSource::open(path).unwrap().read_all().unwrap();
+    let mut ws = server.ws("?sample_rate=16000&encoding=pcm_s16le");
+    let start = Instant::now();
+    for (i, frame) in samples.chunks(1600).chain(std::iter::once(&[0.0f32; 16000][..])).enumerate() {
+        let due = Duration::from_secs_f64(i as f64 * 0.1 / speed);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        ws.send(Message::Binary(pcm_s16(frame).into())).unwrap();
+    }
+    ws.send(Message::Text(r#"{"type":"end"}"#.into())).unwrap();
+    read_until_done(&mut ws)
+}
+
+fn read_until_done(ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>) -> Vec<serde_json::Value> {
+    let mut events = Vec::new();
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                let done = v["type"] == "done" || v["type"] == "error";
+                events.push(v);
+                if done {
+                    return events;
+                }
+            }
+            Ok(Message::Close(_)) | Err(_) => return events,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn finals(events: &[serde_json::Value]) -> String {
+    events.iter().filter(|e| e["type"] == "final").map(|e| e["text"].as_str().unwrap().to_string()).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn eight_concurrent_streams_each_get_their_own_transcript() {
+    let server = Server::start("", &[]);
+    let manifest = hark::eval::read_manifest(&common::fixture("dev-real/manifest.tsv")).unwrap();
+    assert_eq!(manifest.len(), 10);
+    // Eight clients at once; clients 0 and 1 stream a second recording after their first.
+    let results: Vec<(String, Vec<serde_json::Value>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|client| {
+                let (server, manifest) = (&server, &manifest);
+                s.spawn(move || {
+                    manifest.iter().skip(client).step_by(8).map(|e| (e.reference.clone(), stream_file(server, &e.path, 3.0))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let (mut errors, mut words) = (0, 0);
+    let wer = |reference: &str, text: &str| {
+        let (e, n) = hark::eval::wer_counts(reference, text);
+        e as f64 / n as f64
+    };
+    for (reference, events) in &results {
+        assert_eq!(events.last().unwrap()["type"], "done", "{events:?}");
+        assert!(events.iter().any(|e| e["type"] == "partial"), "partials while streaming");
+        let text = finals(events);
+        let (e, n) = hark::eval::wer_counts(reference, &text);
+        eprintln!("{e}/{n}: {text}");
+        // Its own transcript: closer to its own reference than to any other stream's.
+        for (other, _) in results.iter().filter(|(r, _)| r != reference) {
+            assert!(wer(reference, &text) < wer(other, &text), "'{text}' is closer to '{other}' than to '{reference}'");
+        }
+        errors += e;
+        words += n;
+    }
+    assert!(errors as f64 <= 0.10 * words as f64, "WER {errors}/{words}");
+    assert_eq!(server.metric("hark_streams_total"), 10.0);
+    assert_eq!(server.metric("hark_streams_active"), 0.0);
+    assert!(server.metric("hark_audio_seconds_total") > 50.0);
+}
+
+#[test]
+fn bad_streams_get_an_error_and_others_are_unaffected() {
+    let server = Server::start("[server]\nidle_timeout_s = 2\n", &[]);
+    std::thread::scope(|s| {
+        let good = s.spawn(|| stream_file(&server, &common::fixture("dev-real/fleurs-en-003.flac"), 4.0));
+        let expect_error = |query: &str, send: Option<Message>, needle: &str| {
+            let mut ws = server.ws(query);
+            if let Some(m) = send {
+                ws.send(m).unwrap();
+            }
+            let events = read_until_done(&mut ws);
+            let last = events.last().unwrap_or_else(|| panic!("{query}: no reply"));
+            assert_eq!(last["type"], "error", "{query}: {events:?}");
+            assert!(last["message"].as_str().unwrap().contains(needle), "{query}: {last}");
+        };
+        expect_error("?sample_rate=abc", None, "sample_rate");
+        expect_error("?encoding=mp3", None, "mp3");
+        expect_error("?encoding=pcm_s16le", Some(Message::Binary(vec![1u8, 2, 3].into())), "whole samples");
+        expect_error("", Some(Message::Text("hello".into())), "unexpected text frame");
+        expect_error("?encoding=pcm_f32le", Some(Message::Binary(f32::NAN.to_le_bytes().to_vec().into())), "NaN");
+        // An idle client is closed after the configured 2 s.
+        let t0 = Instant::now();
+        expect_error("", None, "idle");
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        // A client that vanishes mid-stream.
+        let mut ws = server.ws("");
+        let samples = FileSource::open(&common::fixture("dev-real/fleurs-en-000.flac")).unwrap().read_all().unwrap();
+        for frame in samples[..samples.len() / 2].chunks(1600) {
+            ws.send(Message::Binary(pcm_s16(frame).into())).unwrap();
+        }
+        drop(ws);
+        let events = good.join().unwrap();
+        assert_eq!(events.last().unwrap()["type"], "done");
+        let (e, n) = hark::eval::wer_counts("the cabbage juice changes color depending on how acidic or basic alkaline the chemical is", &finals(&events));
+        assert!(e * 5 <= n, "{e}/{n}: {}", finals(&events));
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.metric("hark_streams_active") > 0.0 {
+        assert!(Instant::now() < deadline, "a stream was never cleaned up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(server.metric("hark_errors_total") >= 6.0);
+}
+
+fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----harkBoundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, filename, data) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes()),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn post(server: &Server, auth: &str, fields: &[(&str, Option<&str>, &[u8])]) -> (u16, String) {
+    let (content_type, body) = multipart(fields);
+    let mut req = format!(
+        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.addr,
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    server.http(&req)
+}
+
+#[test]
+fn openai_transcriptions_endpoint() {
+    let server = Server::start("[server]\nmax_upload_mb = 1\ntoken = \"s3cret\"\n", &[]);
+    let auth = "Authorization: Bearer s3cret\r\n";
+    let jfk = std::fs::read(common::fixture("jfk.flac")).unwrap();
+    let (status, body) = post(&server, auth, &[("file", Some("jfk.flac"), &jfk[..]), ("model", None, b"whisper-1")]);
+    // jfk.flac is 1.1 MB: over this server's 1 MB limit.
+    assert_eq!(status, 413, "{body}");
+    let small = std::fs::read(common::fixture("dev-real/fleurs-en-004.flac")).unwrap();
+    let reference = "many people don't think about them as dinosaurs because they have feathers and can fly";
+    let (status, body) = post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("model", None, b"whisper-1")]);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (errors, _) = hark::eval::wer_counts(reference, v["text"].as_str().unwrap());
+    assert!(errors <= 2, "{body}");
+    for (format, check) in [
+        ("text", Box::new(|b: &str| hark::eval::wer_counts(reference, b).0 <= 2) as Box<dyn Fn(&str) -> bool>),
+        ("srt", Box::new(|b: &str| b.starts_with("1\n00:00:0") && b.contains(" --> "))),
+        ("vtt", Box::new(|b: &str| b.starts_with("WEBVTT"))),
+        ("verbose_json", Box::new(|b: &str| serde_json::from_str::<serde_json::Value>(b).unwrap()["segments"][0]["start"].is_number())),
+    ] {
+        let (status, body) = post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("response_format", None, format.as_bytes())]);
+        assert_eq!(status, 200, "{format}: {body}");
+        assert!(check(&body), "{format}: {body}");
+    }
+    let (status, body) = post(&server, "", &[("file", Some("a.flac"), &small[..])]);
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = post(&server, auth, &[("model", None, b"whisper-1")]);
+    assert_eq!(status, 400);
+    assert!(body.contains("no 'file' field"), "{body}");
+    let (status, body) = post(&server, auth, &[("file", Some("notes.txt"), b"this is not audio at all")]);
+    assert_eq!(status, 400);
+    assert!(body.contains("notes.txt"), "{body}");
+    let (status, body) = post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("response_format", None, b"xml")]);
+    assert_eq!(status, 400);
+    assert!(body.contains("xml"), "{body}");
+    assert_eq!(server.get("/healthz", "").0, 200, "health needs no token");
+    assert_eq!(server.get("/metrics", "").0, 401);
+    assert_eq!(server.get("/v1/events", auth).0, 404, "the microphone is off by default");
+}
+
+#[test]
+fn systemd_notifications_reload_and_sigterm_flushes_the_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let recv = || {
+        let mut buf = [0u8; 4096];
+        let n = socket.recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let server = Server::start("", &[("NOTIFY_SOCKET", socket_path.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")]);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m: &String| m.contains("READY=1")) {
+        seen.push(recv());
+    }
+    // The watchdog is fed twice per period.
+    while !seen.iter().any(|m| m.contains("WATCHDOG=1")) {
+        seen.push(recv());
+    }
+    let pid = server.child.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let mut after_hup = Vec::new();
+    while !after_hup.iter().any(|m: &String| m.contains("READY=1")) {
+        after_hup.push(recv());
+    }
+    assert!(after_hup.iter().any(|m| m.contains("RELOADING=1")), "{after_hup:?}");
+
+    // SIGTERM in the middle of an utterance: the client still gets the final, then done.
+    let mut ws = server.ws("");
+    let samples = FileSource::open(&common::fixture("dev-real/fleurs-en-003.flac")).unwrap().read_all().unwrap();
+    for frame in samples[..samples.len() * 3 / 4].chunks(1600) {
+        ws.send(Message::Binary(pcm_s16(frame).into())).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let events = read_until_done(&mut ws);
+    assert_eq!(events.last().unwrap()["type"], "done", "{events:?}");
+    let text = common::words(&finals(&events));
+    assert!(text.contains("cabbage juice"), "{events:?}");
+    let mut server = server;
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut rest = Vec::new();
+    socket.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = socket.recv(&mut buf) {
+        rest.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(rest.iter().any(|m| m.contains("STOPPING=1")), "{rest:?}");
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = common::root().join("systemd/hark.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    for needle in ["Type=notify", "WatchdogSec=", "ExecReload=", "StateDirectory=", "ProtectSystem=strict"] {
+        assert!(text.contains(needle), "hark.service lacks {needle}");
+    }
+    if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("systemd-analyze is not installed: only the unit's contents were checked");
+        return;
+    }
+    // Verify a copy whose ExecStart points at this build (verify checks the binary exists).
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("hark.service");
+    std::fs::write(&copy, text.replace("/usr/local/bin/hark", env!("CARGO_BIN_EXE_hark"))).unwrap();
+    let out = std::process::Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&copy).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let problems: Vec<&str> = err.lines().filter(|l| l.contains("hark.service")).collect();
+    assert!(out.status.success() && problems.is_empty(), "{err}");
+}
