@@ -107,6 +107,44 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 32)]
         chunk_frames: usize,
     },
+    /// WebSocket clients streaming real speech into `hark serve` at a multiple of real time:
+    /// WER, dropped audio, lag, server memory (`--minutes` for a soak test).
+    Serve {
+        /// Recordings to stream (manifest.tsv with references).
+        #[arg(long, default_value = "audio-fixtures/dev-real/manifest.tsv")]
+        manifest: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Multiple of real time each client sends at.
+        #[arg(long, default_value_t = 2.0)]
+        speed: f64,
+        /// Minutes of audio per client in one long stream, looping its recordings (0: each
+        /// recording once, as its own stream).
+        #[arg(long, default_value_t = 0.0)]
+        minutes: f64,
+        /// A running server (http://HOST:PORT); default: start one here.
+        #[arg(long)]
+        url: Option<String>,
+        /// Config for the server started here.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Live latency through a capture device: recordings are played into it with paplay
+    /// (scripts/bench-live.sh sets up a virtual microphone); first partial after word onset,
+    /// final after end of speech, WER.
+    Live {
+        #[arg(long, default_value = "audio-fixtures/dev-real/manifest.tsv")]
+        manifest: PathBuf,
+        /// Capture device (as for `hark listen`).
+        #[arg(long)]
+        device: Option<String>,
+        /// PulseAudio sink paplay plays into.
+        #[arg(long, default_value = "virt")]
+        sink: String,
+        /// Silence between recordings, in seconds.
+        #[arg(long, default_value_t = 2.0)]
+        pause: f64,
+    },
     /// One measurement (run by `bench transducer` in a child process).
     #[command(name = "transducer-run", hide = true)]
     TransducerRun {
@@ -248,6 +286,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench { command: BenchCommand::Transducer { model, audio, seconds, soak_seconds, chunk_frames } } => {
             let dir = models::resolve_transducer(&model)?;
             crate::bench::transducer(&dir, &audio, seconds, soak_seconds, chunk_frames)?;
+            Ok(0)
+        }
+        Command::Bench { command: BenchCommand::Serve { manifest, clients, speed, minutes, url, config } } => {
+            crate::bench::serve::run(crate::bench::serve::ServeBench { manifest, clients, speed, minutes, url, config })?;
+            Ok(0)
+        }
+        Command::Bench { command: BenchCommand::Live { manifest, device, sink, pause } } => {
+            crate::bench::live::run(crate::bench::live::LiveBench { manifest, device, sink, pause_s: pause })?;
             Ok(0)
         }
         Command::Bench { command: BenchCommand::TransducerRun { model, audio, lookahead, seconds, chunk_frames } } => {
