@@ -10,4 +10,4 @@ trap 'pulseaudio --kill || true; rm -rf "$XDG_RUNTIME_DIR"' EXIT
 pulseaudio --daemonize=yes --exit-idle-time=-1 -n --load="module-null-sink sink_name=virt" --load=module-native-protocol-unix 2>/dev/null
 pactl set-default-source virt.monitor
 cargo build --release -q
-target/release/hark bench live --device pulse --sink virt --manifest "$manifest" 2>/dev/null
+RUST_LOG=${RUST_LOG:-hark=warn} target/release/hark bench live --device pulse --sink virt --manifest "$manifest" 2> >(grep -v -e "^ALSA" -e "[Jj]ack" -e "^Cannot" >&2)

@@ -110,3 +110,27 @@ fn transducer_finals_carry_word_times() {
         assert!(f.end <= 5.76 + 0.1, "inside the 5.76 s recording: {f:?}");
     }
 }
+
+#[test]
+fn one_long_session_of_many_speakers_keeps_its_accuracy() {
+    let engines = LiveEngines::load("ancat-tiny.en", Some(FinalPass::Whisper), "whisper-tiny.en").unwrap();
+    let manifest = hark::eval::read_manifest(&common::fixture("dev-real/manifest.tsv")).unwrap();
+    let mut live = LiveTranscriber::new(engines, LiveOptions::default());
+    let mut events = Vec::new();
+    let mut reference = Vec::new();
+    for entry in &manifest {
+        let samples = FileSource::open(&entry.path).unwrap().read_all().unwrap();
+        for piece in samples.chunks(320).chain(vec![0.0f32; 32000].chunks(320)) {
+            live.push(piece, &mut events).unwrap();
+        }
+        reference.push(entry.reference.as_str());
+    }
+    live.finish(&mut events).unwrap();
+    let finals: Vec<_> = events.iter().filter(|e| e.kind == EventKind::Final).collect();
+    for f in &finals {
+        eprintln!("{:7.2}-{:7.2} {}", f.start, f.end, f.text);
+    }
+    let hyp = finals.iter().map(|f| f.text.as_str()).collect::<Vec<_>>().join(" ");
+    let (e, n) = hark::eval::wer_counts(&reference.join(" "), &hyp);
+    assert!(e as f64 <= 0.10 * n as f64, "WER {e}/{n}");
+}

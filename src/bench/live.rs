@@ -95,6 +95,9 @@ pub fn run(b: LiveBench) -> anyhow::Result<()> {
         words += n;
         let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
         println!("{:<28} {:>10} {:>10} {:>7.1}%", item.name, show(first_partial), show(last_final), 100.0 * e as f64 / n as f64);
+        for (t, e) in mine.iter().filter(|(_, e)| e.kind == EventKind::Final) {
+            tracing::info!(at_s = t.duration_since(from).as_secs_f64(), start = e.start, end = e.end, text = %e.text, "final");
+        }
         partial_lat.extend(first_partial);
         final_lat.extend(last_final);
     }

@@ -17,8 +17,8 @@ use crate::vad::silero::CHUNK;
 use crate::vad::{Endpoint, EndpointConfig, EndpointReason, Endpointer, SileroModel, SileroVad};
 
 /// Audio kept before the first speech chunk for the second pass: the VAD is sure of speech only
-/// a few chunks in, and a soft first word ("many") is lost with less.
-const PREROLL_SAMPLES: u64 = SAMPLE_RATE as u64 / 2;
+/// a few chunks in (more after its reset at an endpoint), and a soft first word is lost with less.
+const PREROLL_SAMPLES: u64 = SAMPLE_RATE as u64 * 4 / 5;
 
 /// Which recogniser writes the final text of an utterance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -202,6 +202,9 @@ impl LiveTranscriber {
     fn end_utterance(&mut self, endpoint: Endpoint, out: &mut Vec<Event>) -> Result<()> {
         let _span = tracing::debug_span!("endpoint", reason = ?endpoint.reason, end_s = seconds(endpoint.end)).entered();
         self.transducer.endpoint()?;
+        // The VAD starts fresh too: its state carries the last speaker's level, and after a loud
+        // speaker it can miss a quiet one entirely (seen with dev-real's fleurs-en-001 → 002).
+        self.vad.reset();
         let transducer_finals = self.transducer.take_finals();
         let event = match (&self.engines.whisper, endpoint.speech) {
             // Whisper only hears what the VAD called speech: given noise, it invents words.
@@ -224,8 +227,9 @@ impl LiveTranscriber {
         if endpoint.reason == EndpointReason::MaxLength {
             tracing::debug!("utterance cut at the maximum length");
         }
-        // The next utterance keeps a little audio before its start.
-        let keep_from = endpoint.end.saturating_sub(PREROLL_SAMPLES).max(self.audio_start);
+        // The next utterance keeps a little audio before its start, but none of this one's speech.
+        let spoken_until = endpoint.speech.map_or(0, |(_, end)| end);
+        let keep_from = endpoint.end.saturating_sub(PREROLL_SAMPLES).max(spoken_until).max(self.audio_start).min(endpoint.end);
         self.audio.drain(..(keep_from - self.audio_start) as usize);
         self.audio_start = keep_from;
         self.partial.clear();

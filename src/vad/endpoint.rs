@@ -108,7 +108,8 @@ impl Endpointer {
     }
 
     /// One chunk's speech probability; `decoded_text` says the recogniser has heard words in this
-    /// utterance (speech the VAD missed still counts). Returns the endpoint this chunk completes.
+    /// utterance (reported with the endpoint; the rules follow the VAD alone, because the
+    /// streaming recogniser also "hears" words in noise). Returns the endpoint this chunk completes.
     pub fn push(&mut self, probability: f32, decoded_text: bool) -> Option<Endpoint> {
         let c = &self.config;
         self.in_speech = if self.in_speech { probability >= c.neg_threshold } else { probability >= c.threshold };
@@ -125,10 +126,9 @@ impl Endpointer {
         self.chunk += 1;
         let ms = |chunks: u32| chunks * CHUNK_MS;
         let heard = ms(u.speech_chunks) >= c.min_speech_ms;
-        let has_speech = heard || decoded_text;
-        let reason = if has_speech && ms(u.trailing_silence) >= c.silence_after_speech_ms {
+        let reason = if heard && ms(u.trailing_silence) >= c.silence_after_speech_ms {
             Some(EndpointReason::SilenceAfterSpeech)
-        } else if !has_speech && ms(u.trailing_silence) >= c.silence_without_speech_ms {
+        } else if !heard && ms(u.trailing_silence) >= c.silence_without_speech_ms {
             Some(EndpointReason::SilenceWithoutSpeech)
         } else if ms(u.chunks) >= c.max_utterance_ms {
             Some(EndpointReason::MaxLength)
@@ -200,11 +200,12 @@ mod tests {
     }
 
     #[test]
-    fn decoded_words_count_as_speech() {
+    fn decoded_words_without_speech_wait_for_the_long_rule() {
         let mut e = Endpointer::new(EndpointConfig::default());
-        let eps: Vec<_> = (0..20).filter_map(|i| e.push(0.1, true).map(|ep| (i, ep))).collect();
-        assert_eq!(eps[0].0, 14);
-        assert_eq!(eps[0].1.reason, EndpointReason::SilenceAfterSpeech);
+        let eps: Vec<_> = (0..100).filter_map(|i| e.push(0.1, true).map(|ep| (i, ep))).collect();
+        assert_eq!(eps.len(), 1, "no endpoint every 480 ms while the recogniser decodes noise");
+        assert_eq!(eps[0].0, 74);
+        assert_eq!(eps[0].1.reason, EndpointReason::SilenceWithoutSpeech);
         assert_eq!(eps[0].1.speech, None, "the VAD heard nothing");
         assert!(eps[0].1.decoded);
     }

@@ -90,6 +90,12 @@ impl SileroVad {
         Self { model, h: zeros.clone(), c: zeros, window }
     }
 
+    /// Forgets the recurrent state (the audio context is kept: it is only 4 ms).
+    pub fn reset(&mut self) {
+        self.h = self.h.zeros_like().expect("zeroing the VAD state");
+        self.c = self.h.clone();
+    }
+
     /// Feeds 16 kHz samples; appends one speech probability (0–1) per completed 512-sample chunk.
     pub fn push(&mut self, samples: &[f32], out: &mut Vec<f32>) -> Result<()> {
         let mut rest = samples;
