@@ -485,7 +485,7 @@ pub fn live_setup(config: &crate::config::Config) -> anyhow::Result<(crate::live
     let opts = crate::live::LiveOptions {
         endpoint: config.endpoint.clone(),
         transducer: TransducerOptions { lookahead: rec.lookahead().map_err(anyhow::Error::msg)?, ..Default::default() },
-        whisper: WhisperOptions::default(),
+        ..Default::default()
     };
     Ok((engines, opts))
 }

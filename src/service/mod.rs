@@ -168,7 +168,7 @@ fn live_options(config: &Config) -> LiveOptions {
             lookahead: config.recognition.lookahead().unwrap_or(crate::asr::transducer::Lookahead::Adaptive),
             ..Default::default()
         },
-        whisper: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -107,6 +107,17 @@ impl Endpointer {
         self.utt.first_speech.map(|c| c * CHUNK as u64)
     }
 
+    /// The speech heard so far in this utterance (first and one-past-last sample), once it is
+    /// enough to count, and how long the silence after it has lasted (ms).
+    pub fn pending_speech(&self) -> Option<((u64, u64), u32)> {
+        let u = &self.utt;
+        let heard = u.speech_chunks * CHUNK_MS >= self.config.min_speech_ms;
+        match (heard, u.first_speech, u.last_speech) {
+            (true, Some(first), Some(last)) => Some(((first * CHUNK as u64, (last + 1) * CHUNK as u64), u.trailing_silence * CHUNK_MS)),
+            _ => None,
+        }
+    }
+
     /// One chunk's speech probability; `decoded_text` says the recogniser has heard words in this
     /// utterance (reported with the endpoint; the rules follow the VAD alone, because the
     /// streaming recogniser also "hears" words in noise). Returns the endpoint this chunk completes.
