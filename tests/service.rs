@@ -270,6 +270,19 @@ fn openai_transcriptions_endpoint() {
     let (status, body) = post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("response_format", None, b"xml")]);
     assert_eq!(status, 400);
     assert!(body.contains("xml"), "{body}");
+    // The official `openai` Python client (installed by .ci/run) against this server.
+    let out = std::process::Command::new("python3")
+        .arg(common::root().join("tests/clients/openai_transcribe.py"))
+        .arg(format!("http://{}/v1", server.addr))
+        .arg("s3cret")
+        .arg(common::fixture("dev-real/fleurs-en-004.flac"))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "openai client: {printed}{}", String::from_utf8_lossy(&out.stderr));
+    let first_line = printed.lines().next().unwrap_or_default();
+    assert!(hark::eval::wer_counts(reference, first_line).0 <= 2, "{printed}");
+    assert!(printed.contains(" --> "), "SRT through the client: {printed}");
     assert_eq!(server.get("/healthz", "").0, 200, "health needs no token");
     assert_eq!(server.get("/metrics", "").0, 401);
     assert_eq!(server.get("/v1/events", auth).0, 404, "the microphone is off by default");
