@@ -90,3 +90,53 @@ fn live_listen_names_a_missing_device_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no input device 'no-such-microphone'") && err.contains("hark devices"), "{err}");
 }
+
+#[test]
+fn live_service_publishes_its_microphone_on_events() {
+    let mic = common::VirtualMic::start();
+    let config = mic.runtime_dir.path().join("hark.toml");
+    std::fs::write(&config, "[capture]\nenabled = true\ndevice = \"pulse\"\n").unwrap();
+    let mut child = mic
+        .command(env!("CARGO_BIN_EXE_hark"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let seen = wait_for_line(&mut stderr, "hark: listening on http://", Duration::from_secs(300));
+    let addr = seen.last().unwrap().split("http://").nth(1).unwrap().to_string();
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+
+    let mut sse = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(&mut sse, format!("GET /v1/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").as_bytes()).unwrap();
+    sse.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut data = Vec::new();
+        for line in BufReader::new(sse).lines().map_while(Result::ok) {
+            if let Some(json) = line.strip_prefix("data: ") {
+                let v: serde_json::Value = serde_json::from_str(json).unwrap();
+                let done = v["type"] == "done";
+                data.push(v);
+                if done {
+                    break;
+                }
+            }
+        }
+        data
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let entry = common::fixture("dev-real/fleurs-en-003.flac");
+    let mut samples = FileSource::open(&entry).unwrap().read_all().unwrap();
+    samples.extend(std::iter::repeat_n(0.0, 24000));
+    mic.play(&samples);
+    std::thread::sleep(Duration::from_secs(2));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let events = reader.join().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(events.last().unwrap()["type"], "done", "{events:?}");
+    let text: Vec<&str> = events.iter().filter(|e| e["type"] == "final").map(|e| e["text"].as_str().unwrap()).collect();
+    let (e, n) = hark::eval::wer_counts("the cabbage juice changes color depending on how acidic or basic alkaline the chemical is", &text.join(" "));
+    assert!(e * 5 <= n, "{e}/{n}: {text:?}");
+}

@@ -88,18 +88,20 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
 
     // The daemon's own microphone, published on /v1/events.
     let capture_stop = Arc::new(AtomicBool::new(false));
-    let capture_stats = Arc::new(CaptureStats::default());
+    let mut capture_stats = Arc::new(CaptureStats::default());
     let mut capture_thread = None;
     let mic_events = if config.capture.enabled {
         let (tx, _) = broadcast::channel(256);
         let graph = LiveGraph::start(config.capture.device.clone(), engines.clone(), live_options(&config), capture_stop.clone())?;
-        let (events_tx, stats) = (tx.clone(), graph.stats.clone());
+        capture_stats = graph.stats.clone();
+        let events_tx = tx.clone();
         capture_thread = Some(std::thread::spawn(move || {
             for e in graph.events.iter() {
                 let _ = events_tx.send(serde_json::to_string(&e).unwrap_or_default());
             }
-            let _ = graph.join().inspect_err(|e| tracing::error!("microphone transcription failed: {e}"));
-            drop(stats);
+            if let Err(e) = graph.join() {
+                tracing::error!("microphone transcription failed: {e}");
+            }
         }));
         Some(tx)
     } else {
