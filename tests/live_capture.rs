@@ -128,15 +128,14 @@ fn live_service_publishes_its_microphone_on_events() {
     });
     std::thread::sleep(Duration::from_millis(500));
     let entry = common::fixture("dev-real/fleurs-en-003.flac");
-    let mut samples = FileSource::open(&entry).unwrap().read_all().unwrap();
-    samples.extend(std::iter::repeat_n(0.0, 24000));
-    mic.play(&samples);
-    std::thread::sleep(Duration::from_secs(2));
+    let samples = FileSource::open(&entry).unwrap().read_all().unwrap();
+    // SIGTERM mid-utterance: three quarters played, no pause: the final comes from the flush.
+    mic.play(&samples[..samples.len() * 3 / 4]);
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let events = reader.join().unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(events.last().unwrap()["type"], "done", "{events:?}");
     let text: Vec<&str> = events.iter().filter(|e| e["type"] == "final").map(|e| e["text"].as_str().unwrap()).collect();
-    let (e, n) = hark::eval::wer_counts("the cabbage juice changes color depending on how acidic or basic alkaline the chemical is", &text.join(" "));
-    assert!(e * 5 <= n, "{e}/{n}: {text:?}");
+    let heard = common::words(&text.join(" "));
+    assert!(heard.contains("cabbage juice changes color"), "{text:?}");
 }

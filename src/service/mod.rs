@@ -148,6 +148,11 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
         }
         tracing::info!("stopping: finishing open streams");
         notify(&[sd_notify::NotifyState::Stopping]);
+        // The microphone first: its last final reaches /v1/events clients before "done".
+        capture_stop.store(true, Ordering::Relaxed);
+        if let Some(t) = capture_thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
         let _ = shutdown_tx.send(true);
     };
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
@@ -155,10 +160,6 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
     while state.metrics.streams_active.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    capture_stop.store(true, Ordering::Relaxed);
-    if let Some(t) = capture_thread {
-        let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
     Ok(0)
 }
