@@ -17,9 +17,14 @@ use crate::audio::FileSource;
 use crate::features::MelFrontend;
 use crate::features::mel::MelFrame;
 
-/// Resident set size in MiB (Linux), or 0 where unknown.
+/// Resident set size of this process in MiB (Linux), or 0 where unknown.
 pub fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/statm")
+    rss_mib_of("self")
+}
+
+/// Resident set size of a process (`self` or a pid) in MiB (Linux), or 0 where unknown.
+pub fn rss_mib_of(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/statm"))
         .ok()
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
         .map_or(0.0, |pages| pages * 4096.0 / (1024.0 * 1024.0))

@@ -39,13 +39,6 @@ struct Stream {
     flush_s: f64,
 }
 
-fn rss_mib_of(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<f64>().ok()))
-        .map_or(0.0, |pages| pages * 4096.0 / (1024.0 * 1024.0))
-}
-
 fn start_server(config: Option<&Path>) -> anyhow::Result<(Child, String)> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(["serve", "--listen", "127.0.0.1:0"]).stderr(Stdio::piped()).stdout(Stdio::null());
@@ -130,7 +123,7 @@ pub fn run(b: ServeBench) -> anyhow::Result<()> {
     };
     let pid = child.as_ref().map(|c| c.id());
     let audio_before = server_audio_seconds(&addr)?;
-    let rss_start = pid.map_or(0.0, rss_mib_of);
+    let rss_start = pid.map_or(0.0, |p| super::rss_mib_of(&p.to_string()));
     // Memory over the run, sampled every second.
     let running = Arc::new(AtomicBool::new(true));
     let sampler = {
@@ -139,7 +132,7 @@ pub fn run(b: ServeBench) -> anyhow::Result<()> {
             let mut samples = Vec::new();
             while running.load(Ordering::Relaxed) {
                 if let Some(pid) = pid {
-                    samples.push(rss_mib_of(pid));
+                    samples.push(super::rss_mib_of(&pid.to_string()));
                 }
                 std::thread::sleep(Duration::from_secs(1));
             }
