@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 
 /// Seconds of audio the ring holds: enough to ride out a slow second-pass decode.
 const RING_SECONDS: usize = 20;
+/// Audio per callback the device is asked for.
+const CALLBACK_MS: u32 = 10;
 
 /// One row of `hark devices`.
 #[derive(Debug, Clone)]
@@ -102,7 +104,12 @@ impl Capture {
         let (sample_rate, channels) = (supported.sample_rate(), supported.channels());
         let (producer, ring) = rtrb::RingBuffer::new(sample_rate as usize * RING_SECONDS);
         let shared = Arc::new(Shared::default());
-        let config: cpal::StreamConfig = supported.into();
+        let mut config: cpal::StreamConfig = supported.into();
+        // Small device periods: with the host's default, ALSA's pulse plugin hands over audio in
+        // large blocks, and every block's length is added to the latency of partials and finals.
+        if let cpal::SupportedBufferSize::Range { min, max } = *supported.buffer_size() {
+            config.buffer_size = cpal::BufferSize::Fixed((sample_rate * CALLBACK_MS / 1000).clamp(min, max));
+        }
         let stream = match supported.sample_format() {
             SampleFormat::I16 => build::<i16>(&dev, config, producer, shared.clone()),
             SampleFormat::U16 => build::<u16>(&dev, config, producer, shared.clone()),
