@@ -482,11 +482,7 @@ pub fn live_setup(config: &crate::config::Config) -> anyhow::Result<(crate::live
     if !engines.transducer.model.config.trained {
         eprintln!("hark: warning: {} is untrained: partials are meaningless", engines.transducer.name);
     }
-    let opts = crate::live::LiveOptions {
-        endpoint: config.endpoint.clone(),
-        transducer: TransducerOptions { lookahead: rec.lookahead().map_err(anyhow::Error::msg)?, ..Default::default() },
-        ..Default::default()
-    };
+    let opts = crate::live::LiveOptions::from_config(config).map_err(anyhow::Error::msg)?;
     Ok((engines, opts))
 }
 

@@ -93,6 +93,17 @@ pub struct LiveOptions {
     pub whisper: WhisperOptions,
 }
 
+impl LiveOptions {
+    /// The options a configuration asks for.
+    pub fn from_config(config: &crate::config::Config) -> std::result::Result<Self, String> {
+        Ok(Self {
+            endpoint: config.endpoint.clone(),
+            transducer: TransducerOptions { lookahead: config.recognition.lookahead()?, ..Default::default() },
+            ..Default::default()
+        })
+    }
+}
+
 impl Default for LiveOptions {
     fn default() -> Self {
         Self {

@@ -164,15 +164,9 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
     Ok(0)
 }
 
+/// The config was validated when it was loaded, so its options are valid.
 fn live_options(config: &Config) -> LiveOptions {
-    LiveOptions {
-        endpoint: config.endpoint.clone(),
-        transducer: crate::asr::transducer::TransducerOptions {
-            lookahead: config.recognition.lookahead().unwrap_or(crate::asr::transducer::Lookahead::Adaptive),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    LiveOptions::from_config(config).unwrap_or_default()
 }
 
 /// SIGHUP: re-read the config file. Limits, token and endpoint rules apply to new requests and
