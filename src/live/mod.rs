@@ -49,36 +49,11 @@ impl LiveEngines {
             FinalPass::Whisper => Some(WhisperEngine::load(&crate::models::resolve(whisper)?)?),
             FinalPass::Transducer => None,
         };
-        let engines = Self {
+        Ok(Self {
             transducer: TransducerEngine::load(&crate::models::resolve_transducer(transducer)?)?,
             vad: SileroModel::load(&crate::models::resolve("silero-vad")?)?,
             whisper,
-        };
-        engines.warm_up()?;
-        Ok(engines)
-    }
-
-    /// Runs every model once on a second of quiet noise, and Whisper's encoder on a window: the
-    /// first run pays for allocations and page faults (4 s instead of 0.4 s for a Whisper final
-    /// here), which would otherwise delay the first final.
-    fn warm_up(&self) -> Result<()> {
-        let mut x = 1u32;
-        let noise: Vec<f32> = (0..SAMPLE_RATE)
-            .map(|_| {
-                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                ((x >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 1e-3
-            })
-            .collect();
-        let mut live = LiveTranscriber::new(self.clone(), LiveOptions::default());
-        let mut events = Vec::new();
-        live.push(&noise, &mut events)?;
-        live.finish(&mut events)?;
-        if let Some(whisper) = &self.whisper {
-            let n_mels = whisper.config().n_mels;
-            let mel = candle_core::Tensor::zeros((1, n_mels, 1000), candle_core::DType::F32, whisper.model.device())?;
-            whisper.model.encode(&mel)?;
-        }
-        Ok(())
+        })
     }
 
     pub fn final_pass(&self) -> FinalPass {
@@ -86,7 +61,7 @@ impl LiveEngines {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LiveOptions {
     pub endpoint: EndpointConfig,
     pub transducer: TransducerOptions,
@@ -101,16 +76,6 @@ impl LiveOptions {
             transducer: TransducerOptions { lookahead: config.recognition.lookahead()?, ..Default::default() },
             ..Default::default()
         })
-    }
-}
-
-impl Default for LiveOptions {
-    fn default() -> Self {
-        Self {
-            endpoint: EndpointConfig::default(),
-            transducer: TransducerOptions::default(),
-            whisper: WhisperOptions::default(),
-        }
     }
 }
 
