@@ -1,4 +1,5 @@
-//! Live graphs: microphone capture → resample → live transcriber → events. The capture thread
+//! Live graphs: microphone capture → resample → live transcriber → events, and the recogniser
+//! thread of each network stream (`spawn_stream_recogniser`). The capture thread
 //! owns the device: it reopens it with back-off when it is lost, and never blocks on the
 //! transcriber (a full channel drops audio with a counted warning). Stopping closes the graph
 //! from the source, so the transcriber finishes the utterance in progress before it ends.
@@ -164,4 +165,74 @@ fn reopen(device: &Option<String>, capture: &mut Option<Capture>, backoff: &mut 
             Err(e)
         }
     }
+}
+
+/// What a network client's stream feeds its recogniser.
+pub enum StreamInput {
+    /// Samples at the stream's own rate.
+    Audio(Vec<f32>),
+    /// The client ended the stream (or the service is stopping).
+    End,
+}
+
+/// What the recogniser sends back.
+pub enum StreamOutput {
+    Event(Event),
+    Failed(String),
+    /// Every final of the stream has been sent.
+    Done,
+}
+
+/// Runs one network stream's recognition (resample → live transcriber) on its own thread. Its
+/// input is a bounded async channel, so a client is read only as fast as this thread takes
+/// audio; `on_processed(samples_at_16k, time_taken)` reports each piece's cost. The thread ends
+/// after `End` (with `Done`) or when the client's side of the channel closes.
+pub fn spawn_stream_recogniser(
+    engines: LiveEngines,
+    opts: LiveOptions,
+    rate: u32,
+    mut rx: tokio::sync::mpsc::Receiver<StreamInput>,
+    tx: tokio::sync::mpsc::UnboundedSender<StreamOutput>,
+    on_processed: impl Fn(u64, Duration) + Send + 'static,
+) {
+    let run = move || {
+        let mut live = LiveTranscriber::new(engines, opts);
+        let mut events = Vec::new();
+        let mut audio = Vec::new();
+        let result = (|| -> Result<bool> {
+            let mut resampler = Resampler::new(rate, SAMPLE_RATE)?;
+            while let Some(msg) = rx.blocking_recv() {
+                let started = Instant::now();
+                audio.clear();
+                let end = match msg {
+                    StreamInput::Audio(samples) => {
+                        resampler.process(&samples, &mut audio)?;
+                        false
+                    }
+                    StreamInput::End => {
+                        resampler.finish(&mut audio)?;
+                        true
+                    }
+                };
+                live.push(&audio, &mut events)?;
+                if end {
+                    live.finish(&mut events)?;
+                }
+                on_processed(audio.len() as u64, started.elapsed());
+                for e in events.drain(..) {
+                    let _ = tx.send(StreamOutput::Event(e));
+                }
+                if end {
+                    return Ok(true);
+                }
+            }
+            Ok(false) // the client went away
+        })();
+        let _ = match result {
+            Ok(true) => tx.send(StreamOutput::Done),
+            Ok(false) => Ok(()),
+            Err(e) => tx.send(StreamOutput::Failed(format!("recognition failed: {e}"))),
+        };
+    };
+    std::thread::Builder::new().name("stream".into()).spawn(run).expect("spawning a stream thread");
 }

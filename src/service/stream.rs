@@ -1,13 +1,13 @@
 //! `GET /v1/stream?sample_rate=16000&encoding=pcm_s16le`: a WebSocket that takes binary PCM
 //! frames and a final text frame {"type":"end"}, and answers with the live transcriber's JSON
-//! events, then {"type":"done"}. Each stream's recognition runs on its own thread; the socket
+//! events, then {"type":"done"}. Each stream's recognition runs on its own pipeline thread; the socket
 //! is read only as fast as that thread takes audio, so a fast client is slowed, never dropped.
 //! Bad parameters or frames end that stream with {"type":"error","message":...}; others go on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -16,8 +16,7 @@ use tokio::sync::mpsc;
 
 use super::AppState;
 use crate::audio::SAMPLE_RATE;
-use crate::audio::resample::Resampler;
-use crate::live::{Event, LiveTranscriber};
+use crate::pipeline::live::{StreamInput, StreamOutput, spawn_stream_recogniser};
 
 /// PCM frames in flight to a stream's recogniser (back-pressure beyond this).
 const AUDIO_QUEUE: usize = 32;
@@ -71,17 +70,6 @@ pub async fn stream(ws: WebSocketUpgrade, Query(q): Query<HashMap<String, String
     })
 }
 
-enum ToWorker {
-    Audio(Vec<f32>),
-    End,
-}
-
-enum FromWorker {
-    Event(Event),
-    Failed(String),
-    Done,
-}
-
 fn json(event: &impl serde::Serialize) -> Message {
     Message::Text(serde_json::to_string(event).unwrap_or_default().into())
 }
@@ -112,14 +100,12 @@ async fn run(mut socket: WebSocket, q: HashMap<String, String>, state: Arc<AppSt
     state.metrics.streams_total.fetch_add(1, Ordering::Relaxed);
     let idle = Duration::from_secs(config.server.idle_timeout_s);
 
-    let (to_worker, worker_rx) = mpsc::channel::<ToWorker>(AUDIO_QUEUE);
-    let (worker_tx, mut from_worker) = mpsc::unbounded_channel::<FromWorker>();
-    let worker_state = state.clone();
-    let opts = state.live_options();
-    std::thread::Builder::new()
-        .name("stream".into())
-        .spawn(move || worker(worker_state, opts, rate, worker_rx, worker_tx))
-        .expect("spawning a stream thread");
+    let (to_worker, worker_rx) = mpsc::channel::<StreamInput>(AUDIO_QUEUE);
+    let (worker_tx, mut from_worker) = mpsc::unbounded_channel::<StreamOutput>();
+    let metrics_state = state.clone();
+    spawn_stream_recogniser(state.engines.clone(), state.live_options(), rate, worker_rx, worker_tx, move |samples, took| {
+        metrics_state.metrics.add_audio(samples, took)
+    });
 
     let mut shutdown = state.shutdown.clone();
     let mut ended = false; // {"type":"end"} (or shutdown) passed on to the worker
@@ -145,14 +131,14 @@ async fn run(mut socket: WebSocket, q: HashMap<String, String>, state: Arc<AppSt
                         if samples.iter().any(|s| !s.is_finite()) {
                             Some("the frame holds NaN or infinite samples".to_string())
                         } else {
-                            if to_worker.send(ToWorker::Audio(samples)).await.is_err() { break; }
+                            if to_worker.send(StreamInput::Audio(samples)).await.is_err() { break; }
                             None
                         }
                     }
                     Message::Text(text) => match serde_json::from_str::<serde_json::Value>(&text) {
                         Ok(v) if v["type"] == "end" => {
                             ended = true;
-                            let _ = to_worker.send(ToWorker::End).await;
+                            let _ = to_worker.send(StreamInput::End).await;
                             None
                         }
                         _ => Some(format!("unexpected text frame (only {{\"type\":\"end\"}} is understood): {}", text.chars().take(100).collect::<String>())),
@@ -167,9 +153,9 @@ async fn run(mut socket: WebSocket, q: HashMap<String, String>, state: Arc<AppSt
                 }
             }
             out = from_worker.recv() => match out {
-                Some(FromWorker::Event(e)) => { if socket.send(json(&e)).await.is_err() { break; } }
-                Some(FromWorker::Failed(message)) => { send_error(&mut socket, &message).await; result = Err(()); break; }
-                Some(FromWorker::Done) | None => {
+                Some(StreamOutput::Event(e)) => { if socket.send(json(&e)).await.is_err() { break; } }
+                Some(StreamOutput::Failed(message)) => { send_error(&mut socket, &message).await; result = Err(()); break; }
+                Some(StreamOutput::Done) | None => {
                     let _ = socket.send(json(&serde_json::json!({"type": "done"}))).await;
                     let _ = socket.send(Message::Close(None)).await;
                     break;
@@ -178,7 +164,7 @@ async fn run(mut socket: WebSocket, q: HashMap<String, String>, state: Arc<AppSt
             _ = super::until_stopping(&mut shutdown), if !ended => {
                 // The service is stopping: no more audio; the final of what was heard still goes out.
                 ended = true;
-                let _ = to_worker.send(ToWorker::End).await;
+                let _ = to_worker.send(StreamInput::End).await;
             }
         }
     }
@@ -196,57 +182,6 @@ fn scopeguard(state: Arc<AppState>) -> impl Drop {
         }
     }
     Guard(state)
-}
-
-/// One stream's recogniser thread.
-fn worker(state: Arc<AppState>, opts: crate::live::LiveOptions, rate: u32, mut rx: mpsc::Receiver<ToWorker>, tx: mpsc::UnboundedSender<FromWorker>) {
-    let mut live = LiveTranscriber::new(state.engines.clone(), opts);
-    let mut resampler = match Resampler::new(rate, SAMPLE_RATE) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = tx.send(FromWorker::Failed(e.to_string()));
-            return;
-        }
-    };
-    let mut events = Vec::new();
-    let mut audio = Vec::new();
-    let result = (|| -> crate::error::Result<bool> {
-        while let Some(msg) = rx.blocking_recv() {
-            let started = Instant::now();
-            audio.clear();
-            let end = match msg {
-                ToWorker::Audio(samples) => {
-                    resampler.process(&samples, &mut audio)?;
-                    false
-                }
-                ToWorker::End => {
-                    resampler.finish(&mut audio)?;
-                    true
-                }
-            };
-            live.push(&audio, &mut events)?;
-            if end {
-                live.finish(&mut events)?;
-            }
-            state.metrics.add_audio(audio.len() as u64, started.elapsed());
-            for e in events.drain(..) {
-                let _ = tx.send(FromWorker::Event(e));
-            }
-            if end {
-                return Ok(true);
-            }
-        }
-        Ok(false) // the client went away
-    })();
-    match result {
-        Ok(true) => {
-            let _ = tx.send(FromWorker::Done);
-        }
-        Ok(false) => {}
-        Err(e) => {
-            let _ = tx.send(FromWorker::Failed(format!("recognition failed: {e}")));
-        }
-    }
 }
 
 #[cfg(test)]
