@@ -166,11 +166,7 @@ impl LiveTranscriber {
         self.position += clean.len() as u64;
         let mut frames = Vec::new();
         self.mel.push(&clean, &mut frames);
-        if !frames.is_empty() {
-            if let Some(text) = self.transducer.push(&frames)? {
-                self.partial_event(text, out);
-            }
-        }
+        self.recognise(&frames, out)?;
         let mut probs = Vec::with_capacity(1);
         self.vad.push(&clean, &mut probs)?;
         for p in probs {
@@ -195,6 +191,16 @@ impl LiveTranscriber {
         Ok(())
     }
 
+    /// Mel frames → the transducer → a partial event when its text changed.
+    fn recognise(&mut self, frames: &[crate::features::mel::MelFrame], out: &mut Vec<Event>) -> Result<()> {
+        if !frames.is_empty()
+            && let Some(text) = self.transducer.push(frames)?
+        {
+            self.partial_event(text, out);
+        }
+        Ok(())
+    }
+
     fn partial_event(&mut self, text: String, out: &mut Vec<Event>) {
         self.partial = text.trim().to_string();
         if self.partial.is_empty() {
@@ -208,11 +214,7 @@ impl LiveTranscriber {
     pub fn finish(&mut self, out: &mut Vec<Event>) -> Result<()> {
         let mut frames = Vec::new();
         self.mel.finish(&mut frames);
-        if !frames.is_empty() {
-            if let Some(text) = self.transducer.push(&frames)? {
-                self.partial_event(text, out);
-            }
-        }
+        self.recognise(&frames, out)?;
         let endpoint = self.endpointer.flush(!self.partial.is_empty());
         let endpoint = Endpoint { end: self.position, ..endpoint };
         self.end_utterance(endpoint, out)
