@@ -110,12 +110,17 @@ impl Endpointer {
     /// The speech heard so far in this utterance (first and one-past-last sample), once it is
     /// enough to count, and how long the silence after it has lasted (ms).
     pub fn pending_speech(&self) -> Option<((u64, u64), u32)> {
+        self.heard().map(|span| (span, self.utt.trailing_silence * CHUNK_MS))
+    }
+
+    /// The current utterance's speech (first and one-past-last sample), when there is at least
+    /// `min_speech_ms` of it.
+    fn heard(&self) -> Option<(u64, u64)> {
         let u = &self.utt;
-        let heard = u.speech_chunks * CHUNK_MS >= self.config.min_speech_ms;
-        match (heard, u.first_speech, u.last_speech) {
-            (true, Some(first), Some(last)) => Some(((first * CHUNK as u64, (last + 1) * CHUNK as u64), u.trailing_silence * CHUNK_MS)),
-            _ => None,
+        if u.speech_chunks * CHUNK_MS < self.config.min_speech_ms {
+            return None;
         }
+        Some((u.first_speech? * CHUNK as u64, (u.last_speech? + 1) * CHUNK as u64))
     }
 
     /// One chunk's speech probability; `decoded_text` says the recogniser has heard words in this
@@ -136,33 +141,31 @@ impl Endpointer {
         }
         self.chunk += 1;
         let ms = |chunks: u32| chunks * CHUNK_MS;
-        let heard = ms(u.speech_chunks) >= c.min_speech_ms;
-        let reason = if heard && ms(u.trailing_silence) >= c.silence_after_speech_ms {
+        let (trailing_silence, chunks) = (u.trailing_silence, u.chunks);
+        let heard = self.heard().is_some();
+        let c = &self.config;
+        let reason = if heard && ms(trailing_silence) >= c.silence_after_speech_ms {
             Some(EndpointReason::SilenceAfterSpeech)
-        } else if !heard && ms(u.trailing_silence) >= c.silence_without_speech_ms {
+        } else if !heard && ms(trailing_silence) >= c.silence_without_speech_ms {
             Some(EndpointReason::SilenceWithoutSpeech)
-        } else if ms(u.chunks) >= c.max_utterance_ms {
+        } else if ms(chunks) >= c.max_utterance_ms {
             Some(EndpointReason::MaxLength)
         } else {
             None
         };
-        reason.map(|reason| self.cut(reason, heard, decoded_text))
+        reason.map(|reason| self.cut(reason, decoded_text))
     }
 
     /// Ends the utterance now (end of stream).
     pub fn flush(&mut self, decoded_text: bool) -> Endpoint {
-        let heard = self.utt.speech_chunks * CHUNK_MS >= self.config.min_speech_ms;
-        self.cut(EndpointReason::SilenceAfterSpeech, heard, decoded_text)
+        self.cut(EndpointReason::SilenceAfterSpeech, decoded_text)
     }
 
-    fn cut(&mut self, reason: EndpointReason, heard: bool, decoded: bool) -> Endpoint {
+    fn cut(&mut self, reason: EndpointReason, decoded: bool) -> Endpoint {
+        let speech = self.heard();
         let u = std::mem::take(&mut self.utt);
         self.utt.start = self.chunk;
         let sample = |chunk: u64| chunk * CHUNK as u64;
-        let speech = match (heard, u.first_speech, u.last_speech) {
-            (true, Some(first), Some(last)) => Some((sample(first), sample(last + 1))),
-            _ => None,
-        };
         Endpoint { reason, start: sample(u.start), end: sample(self.chunk), speech, decoded }
     }
 }
