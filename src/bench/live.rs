@@ -51,8 +51,9 @@ pub fn run(b: LiveBench) -> anyhow::Result<()> {
         let mut vad = SileroVad::new(engines.vad.clone());
         let mut probs = Vec::new();
         vad.push(&samples, &mut probs)?;
-        let first = probs.iter().position(|&p| p >= 0.5).context("no speech in a recording")?;
-        let last = probs.iter().rposition(|&p| p >= 0.5).unwrap_or(first);
+        let speech = |p: &f32| *p >= config.endpoint.threshold;
+        let first = probs.iter().position(speech).context("no speech in a recording")?;
+        let last = probs.iter().rposition(speech).unwrap_or(first);
         let wav = tmp.path().join(format!("{i}.wav"));
         crate::audio::write_wav(&wav, &samples, 16000)?;
         let chunk_s = CHUNK as f64 / 16000.0;
