@@ -122,10 +122,6 @@ fn log_softmax(logits: &[f32]) -> Vec<f32> {
     logits.iter().map(|x| x - lse).collect()
 }
 
-fn rows(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
-    logits.to_vec2::<f32>()
-}
-
 /// Decodes one window. `audio` = encoder output `[1, T, d]`; `prompt` = the tokens fed before
 /// generation (previous text and the start-of-transcript sequence).
 pub fn search(
@@ -153,7 +149,7 @@ fn greedy(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, o
             hyp.truncated = true;
             return Ok(hyp);
         }
-        let mut logits = rows(&model.step(&input, &mut state)?)?.remove(0);
+        let mut logits = model.step(&input, &mut state)?.remove(0);
         rules.apply(&mut logits, &hyp.tokens);
         let logprobs = log_softmax(&logits);
         let (best, lp) = logprobs.iter().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
@@ -175,7 +171,7 @@ fn beam(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opt
     let mut finished: Vec<Hypothesis> = Vec::new();
     let mut input = Tensor::new(prompt, model.device())?.unsqueeze(0)?;
     while finished.len() < k {
-        let logits = rows(&model.step(&input, &mut state)?)?;
+        let logits = model.step(&input, &mut state)?;
         // Every beam proposes its k+1 best continuations; the best k that do not end go on.
         let mut candidates: Vec<(f32, usize, u32)> = Vec::new();
         for (b, (mut row, hyp)) in logits.into_iter().zip(&beams).enumerate() {
