@@ -116,7 +116,8 @@ pub struct LiveTranscriber {
     /// Samples received so far.
     position: u64,
     partial: String,
-    /// A second-pass final decoded early, keyed by the end of the speech it covers.
+    /// A second-pass final decoded early, keyed by the end of the speech it covers; `None` when it
+    /// gave no text, which may be a failed decode that the endpoint then decodes again.
     speculative: Option<(u64, Option<Event>)>,
 }
 
@@ -175,7 +176,7 @@ impl LiveTranscriber {
             } else if let (Some(whisper), Some(((start, end), silence_ms))) = (&self.engines.whisper, self.endpointer.pending_speech()) {
                 let stale = self.speculative.as_ref().is_none_or(|(key, _)| *key != end);
                 if silence_ms >= SPECULATE_AFTER_MS && stale {
-                    let event = self.whisper_final(whisper.clone(), start, end, self.position)?;
+                    let event = self.whisper_final(whisper.clone(), start, end, self.position, false)?;
                     self.speculative = Some((end, event));
                 }
             }
@@ -229,9 +230,10 @@ impl LiveTranscriber {
         let transducer_finals = self.transducer.take_finals();
         let event = match (&self.engines.whisper, endpoint.speech) {
             // Whisper only hears what the VAD called speech: given noise, it invents words.
+            // A guess that gave no text may have failed; the final decode may retry where it may not.
             (Some(whisper), Some((start, end))) => match self.speculative.take() {
-                Some((key, event)) if key == end => event,
-                _ => self.whisper_final(whisper.clone(), start, end, endpoint.end)?,
+                Some((key, Some(event))) if key == end => Some(event),
+                _ => self.whisper_final(whisper.clone(), start, end, endpoint.end, true)?,
             },
             (Some(_), None) => None,
             (None, speech) if speech.is_some() || endpoint.decoded => {
@@ -261,8 +263,8 @@ impl LiveTranscriber {
         Ok(())
     }
 
-    /// Re-decodes the utterance's audio with Whisper.
-    fn whisper_final(&self, whisper: Arc<WhisperEngine>, speech_start: u64, speech_end: u64, end: u64) -> Result<Option<Event>> {
+    /// Re-decodes the utterance's audio with Whisper; `fallback` as in [`WhisperOptions`].
+    fn whisper_final(&self, whisper: Arc<WhisperEngine>, speech_start: u64, speech_end: u64, end: u64, fallback: bool) -> Result<Option<Event>> {
         let from = speech_start.saturating_sub(PREROLL_SAMPLES).max(self.audio_start);
         let to = end.min(self.audio_start + self.audio.len() as u64);
         if to <= from {
@@ -274,7 +276,7 @@ impl LiveTranscriber {
             f.index += from / crate::features::mel::HOP_LENGTH as u64;
         }
         let started = std::time::Instant::now();
-        let mut stage = WhisperStage::new(whisper, self.opts.whisper.clone());
+        let mut stage = WhisperStage::new(whisper, WhisperOptions { fallback, ..self.opts.whisper.clone() });
         let mut segments = Vec::new();
         stage.push(&frames, &mut segments)?;
         stage.finish(&mut segments)?;

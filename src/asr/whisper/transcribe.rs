@@ -45,11 +45,16 @@ pub struct WhisperOptions {
     pub pad_to_30s: bool,
     /// Feed the previous window's text as a prompt (continuity across windows).
     pub condition_on_previous_text: bool,
+    /// When the first decode of a window fails (loops, never ends), decode it again with the full
+    /// 30 s window and then a wider beam. Off, a failed window gives no text: for a guess that may
+    /// be thrown away (a live final decoded before the endpoint is certain), the retries cost
+    /// seconds that the live stream would wait for.
+    pub fallback: bool,
 }
 
 impl Default for WhisperOptions {
     fn default() -> Self {
-        Self { search: SearchOptions::default(), pad_to_30s: false, condition_on_previous_text: true }
+        Self { search: SearchOptions::default(), pad_to_30s: false, condition_on_previous_text: true, fallback: true }
     }
 }
 
@@ -149,8 +154,12 @@ impl WhisperStage {
         if self.opts.pad_to_30s || cfg.pad_to_30s || short == WINDOW {
             attempts.remove(0);
         }
+        if !self.opts.fallback {
+            attempts.truncate(1);
+        }
         let mut encoded: Option<(usize, Tensor)> = None;
         let mut best: Option<Hypothesis> = None;
+        let mut all_failed = true;
         for (frames, prompt, search_opts) in attempts {
             if encoded.as_ref().is_none_or(|(f, _)| *f != frames) {
                 let mel = self.window_mel(n, frames + frames % 2)?;
@@ -165,10 +174,12 @@ impl WhisperStage {
                 best = Some(hyp);
             }
             if !failed {
+                all_failed = false;
                 break;
             }
         }
         let hyp = best.expect("at least one attempt");
+        let hyp = if all_failed && !self.opts.fallback { Hypothesis { tokens: Vec::new(), ..hyp } } else { hyp };
         let (segments, advance) = split_segments(&hyp.tokens, cfg.tokens.timestamp_begin, n);
         let offset = self.first_frame as f64 * 0.01;
         for seg in segments {
