@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod model;
+pub mod vocoder;
 
 pub use model::{AcousticFrames, Hibari};
 

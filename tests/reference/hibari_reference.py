@@ -1,8 +1,10 @@
 """Writes tests/reference/hibari-sentences.json: for 20 test sentences, what the hibari-tts 0.2.1
 package itself makes of them — the phonemes of its G2P, the phoneme ids, and its ONNX model's
 outputs (run by onnxruntime): the frame count, the F0 curve and every 499th value of the five
-spectral parts. hark's text front end and acoustic model are tested against it. Run once; CI only
-reads the JSON.
+spectral parts. And tests/reference/hibari/NN.wav: the package's audio of each, with its
+vocoder's noise branch off (the package draws that noise at random, so no two of its runs are
+equal; without it the audio is deterministic). hark's text front end, acoustic model and vocoder
+are tested against them. Run once; CI only reads the files.
 
     python3 -m pip download --no-deps hibari-tts==0.2.1 -d /tmp/h6 && unzip -o /tmp/h6/*.whl -d /tmp/h6/pkg
     python3 -m pip install onnxruntime==1.32.0 numpy
@@ -12,7 +14,7 @@ import json
 import pathlib
 
 import numpy as np
-from hibari import Hibari
+from hibari import Hibari, dsp, write_wav
 
 # Everyday sentences and the front end's hard cases: numbers, ordinals, dates, times, currency,
 # abbreviations, words read by part of speech, words in no lexicon, punctuation.
@@ -41,6 +43,7 @@ SENTENCES = [
 STRIDE = 499
 
 root = pathlib.Path(__file__).resolve().parents[2]
+(root / "tests/reference/hibari").mkdir(exist_ok=True)
 tts = Hibari()
 out = []
 for text in SENTENCES:
@@ -57,5 +60,17 @@ for text in SENTENCES:
         "parts": {name: [round(float(v), 5) for v in part.reshape(-1)[::STRIDE]] for name, part in
                   [("lh", lh), ("theta", th), ("ln", ln), ("lr", lr), ("phi", phi)]},
     })
+
+
+class NoNoise:
+    """Stands in for numpy's Generator in dsp.synth: the noise branch contributes nothing."""
+    def standard_normal(self, shape, dtype):
+        return np.zeros(shape, dtype)
+
+
+for i, text in enumerate(SENTENCES):
+    ids = tts.ids(tts.phonemize(text)[0])
+    outputs = [o[0] for o in tts.sess.run(None, {"ids": np.asarray([ids], np.int64), "speed": np.asarray([1.0], np.float32)})]
+    write_wav(str(root / f"tests/reference/hibari/{i:02}.wav"), dsp.synth(*outputs, NoNoise()))
 (root / "tests/reference/hibari-sentences.json").write_text(json.dumps({"stride": STRIDE, "sentences": out}, ensure_ascii=False) + "\n")
 print("wrote", len(out), "sentences")
