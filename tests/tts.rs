@@ -1,6 +1,7 @@
 //! Text to speech against the hibari-tts package itself (tests/reference/hibari_reference.py).
 
 use hark::tts::Hibari;
+use hark::tts::g2p::G2p;
 use hark::tts::vocoder::Vocoder;
 use serde_json::Value;
 
@@ -125,4 +126,22 @@ fn audio_matches_the_packages_audio() {
         worst_db = worst_db.max(db);
     }
     eprintln!("{aligned} of 20 sentences correlate >= 0.99; log-mel distance at most {worst_db:.2} dB");
+}
+
+/// hark's text front end gives the package's phonemes for every reference sentence (numbers,
+/// dates, times, currency, abbreviations, words read by part of speech, unknown words).
+#[test]
+fn phonemes_equal_the_packages() {
+    let reference = reference();
+    let g2p = G2p::load(&hark::models::resolve("hibari").unwrap()).unwrap();
+    let mut wrong = Vec::new();
+    for s in reference["sentences"].as_array().unwrap() {
+        let text = s["text"].as_str().unwrap();
+        let ours = g2p.phonemize(text).unwrap();
+        let theirs = s["phonemes"].as_str().unwrap();
+        if ours != theirs {
+            wrong.push(format!("{text:?}\n  ours:   {ours}\n  theirs: {theirs}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{} of 20 sentences differ:\n{}", wrong.len(), wrong.join("\n"));
 }

