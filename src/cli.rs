@@ -34,6 +34,8 @@ pub enum Command {
     Listen(ListenArgs),
     /// List audio input devices (for `--device` and the service's [capture] device).
     Devices,
+    /// Speak text (hibari's voice): plays it, or writes a WAV file with -o.
+    Say(SayArgs),
     /// Run the service: HTTP (OpenAI-compatible uploads), WebSocket streams, metrics.
     Serve(ServeArgs),
     /// Install and list models.
@@ -220,6 +222,30 @@ pub struct ListenArgs {
 }
 
 #[derive(Args)]
+pub struct SayArgs {
+    /// The text [default: read from standard input].
+    pub text: Option<String>,
+    /// Write a WAV file (16-bit mono) instead of playing the speech.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Speaking rate: 1.0 is the voice's natural pace (0.25–4).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f32,
+    /// Sample rate of the WAV file [default: 24000, the voice's own].
+    #[arg(long)]
+    pub sample_rate: Option<u32>,
+    /// Output device for playback: name, host id or index [default: the default output].
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Seed of the voice's breath noise: the same text, speed and seed give the same audio.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Model folder or registry name.
+    #[arg(long, default_value = "hibari")]
+    pub model: String,
+}
+
+#[derive(Args)]
 pub struct ServeArgs {
     /// Configuration file (TOML; see systemd/hark.toml). SIGHUP re-reads it.
     #[arg(long)]
@@ -270,6 +296,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Listen(a) => listen(a),
+        Command::Say(a) => say(a),
         Command::Devices => {
             let devices = crate::audio::capture::input_devices()?;
             if devices.is_empty() {
@@ -484,6 +511,120 @@ pub fn live_setup(config: &crate::config::Config) -> anyhow::Result<(crate::live
     }
     let opts = crate::live::LiveOptions::from_config(config).map_err(anyhow::Error::msg)?;
     Ok((engines, opts))
+}
+
+/// Where `hark say` puts the audio.
+enum SpeechSink {
+    File { writer: hound::WavWriter<std::io::BufWriter<std::fs::File>>, resampler: Option<crate::audio::Resampler>, path: PathBuf },
+    Speaker(crate::audio::playback::Playback),
+}
+
+impl SpeechSink {
+    fn write(&mut self, samples: &[f32]) -> anyhow::Result<()> {
+        match self {
+            SpeechSink::File { writer, resampler, path } => {
+                let mut resampled = Vec::new();
+                let samples = match resampler {
+                    Some(r) => {
+                        r.process(samples, &mut resampled)?;
+                        &resampled[..]
+                    }
+                    None => samples,
+                };
+                for &s in samples {
+                    writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).with_context(|| format!("writing {}", path.display()))?;
+                }
+                Ok(())
+            }
+            SpeechSink::Speaker(p) => Ok(p.write(samples)?),
+        }
+    }
+
+    /// Completes the file (header, resampler tail) or plays out the queue.
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            SpeechSink::File { mut writer, resampler, path } => {
+                if let Some(mut r) = resampler {
+                    let mut tail = Vec::new();
+                    r.finish(&mut tail)?;
+                    for &s in &tail {
+                        writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
+                    }
+                }
+                writer.finalize().with_context(|| format!("writing {}", path.display()))
+            }
+            SpeechSink::Speaker(p) => Ok(p.finish()?),
+        }
+    }
+}
+
+fn say(a: SayArgs) -> anyhow::Result<i32> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use crate::pipeline::tts::{SpeechEvent, TtsNode};
+    use crate::tts::{SpeechOptions, Tts};
+    let text = match a.text {
+        Some(t) => t,
+        None => std::io::read_to_string(std::io::stdin()).context("reading the text from standard input")?,
+    };
+    let opts = SpeechOptions { speed: a.speed, seed: a.seed };
+    Tts::validate(&text, opts)?;
+    if let Some(rate) = a.sample_rate.filter(|r| !(8000..=192_000).contains(r)) {
+        bail!("--sample-rate {rate} is outside 8000–192000 Hz");
+    }
+    let started = std::time::Instant::now();
+    let tts = Arc::new(Tts::load(&models::resolve(&a.model)?).context("loading the voice")?);
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    let mut sink = match &a.output {
+        Some(path) => {
+            let rate = a.sample_rate.unwrap_or(Tts::SAMPLE_RATE);
+            let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+            let writer = hound::WavWriter::create(path, spec).with_context(|| format!("cannot create {}", path.display()))?;
+            let resampler = (rate != Tts::SAMPLE_RATE).then(|| crate::audio::Resampler::new(Tts::SAMPLE_RATE, rate)).transpose()?;
+            SpeechSink::File { writer, resampler, path: path.clone() }
+        }
+        None => SpeechSink::Speaker(crate::audio::playback::Playback::open(a.device.as_deref(), Tts::SAMPLE_RATE)?),
+    };
+    let node = TtsNode::start(tts, text, opts, stop.clone());
+    let mut first_audio = None;
+    let mut outcome = Ok(0);
+    for event in node.events.iter() {
+        match event {
+            SpeechEvent::Sentence(s) => {
+                first_audio.get_or_insert_with(|| started.elapsed());
+                tracing::debug!(text = %s.text, phonemes = %s.phonemes, seconds = s.samples.len() as f64 / f64::from(Tts::SAMPLE_RATE), "sentence");
+                if let Err(e) = sink.write(&s.samples) {
+                    outcome = Err(e);
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+            SpeechEvent::Done { samples } => {
+                let seconds = samples as f64 / f64::from(Tts::SAMPLE_RATE);
+                tracing::info!(audio_s = seconds, first_audio_ms = first_audio.map(|d| d.as_millis() as u64), wall_s = started.elapsed().as_secs_f64(), "spoken");
+                break;
+            }
+            SpeechEvent::Failed(e) if stop.load(Ordering::Relaxed) => {
+                tracing::debug!("stopped: {e}");
+                eprintln!("hark: stopped; what was spoken so far is kept");
+                outcome = Ok(130);
+                break;
+            }
+            SpeechEvent::Failed(e) => {
+                outcome = Err(e.into());
+                break;
+            }
+        }
+    }
+    node.join();
+    // The file is completed even when synthesis failed or was interrupted: what was made is kept.
+    let finished = sink.finish();
+    let code = outcome?;
+    finished?;
+    Ok(code)
 }
 
 fn listen(a: ListenArgs) -> anyhow::Result<i32> {

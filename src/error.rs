@@ -23,6 +23,9 @@ pub enum Error {
     Device(String),
     #[error("model error: {0}")]
     Model(String),
+    /// A request the caller can fix (text to speak, options).
+    #[error("{0}")]
+    InvalidInput(String),
     #[error("model download refused: {0}")]
     DownloadRefused(String),
     #[error(transparent)]

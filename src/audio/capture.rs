@@ -57,15 +57,17 @@ pub fn input_devices() -> Result<Vec<InputDevice>> {
         .collect())
 }
 
-/// Finds a device by index, host id or name (exact first, then a case-insensitive substring);
-/// `None` is the host's default input.
-fn find_device(spec: Option<&str>) -> Result<cpal::Device> {
+/// Finds an input or output device by index, host id or name (exact first, then a
+/// case-insensitive substring); `None` is the host's default.
+pub(super) fn find_device(spec: Option<&str>, output: bool) -> Result<cpal::Device> {
     let host = cpal::default_host();
+    let kind = if output { "output" } else { "input" };
     let Some(spec) = spec else {
-        return host.default_input_device().ok_or_else(|| Error::Device("no default input device".into()));
+        let default = if output { host.default_output_device() } else { host.default_input_device() };
+        return default.ok_or_else(|| Error::Device(format!("no default {kind} device")));
     };
-    let devices: Vec<cpal::Device> =
-        host.input_devices().map_err(|e| Error::Device(format!("cannot list input devices: {e}")))?.collect();
+    let devices: Vec<cpal::Device> = if output { host.output_devices().map(|d| d.collect()) } else { host.input_devices().map(|d| d.collect()) }
+        .map_err(|e| Error::Device(format!("cannot list {kind} devices: {e}")))?;
     let name = |d: &cpal::Device| d.description().map(|desc| desc.name().to_string()).unwrap_or_default();
     let found = match spec.parse::<usize>() {
         Ok(i) => devices.get(i).cloned(),
@@ -75,7 +77,7 @@ fn find_device(spec: Option<&str>) -> Result<cpal::Device> {
             .or_else(|| devices.iter().find(|d| name(d).to_lowercase().contains(&spec.to_lowercase())))
             .cloned(),
     };
-    found.ok_or_else(|| Error::Device(format!("no input device '{spec}' (see `hark devices`)")))
+    found.ok_or_else(|| Error::Device(format!("no {kind} device '{spec}' (see `hark devices`)")))
 }
 
 /// Counters shared between the audio callback and the reader.
@@ -98,7 +100,7 @@ pub struct Capture {
 impl Capture {
     /// Opens and starts the device (`None`: the default input).
     pub fn open(device: Option<&str>) -> Result<Self> {
-        let dev = find_device(device)?;
+        let dev = find_device(device, false)?;
         let label = format!("{} ({})", dev.description().map(|d| d.name().to_string()).unwrap_or_default(), device_id(&dev));
         let supported = dev.default_input_config().map_err(|e| Error::Device(format!("{label}: no input configuration: {e}")))?;
         let (sample_rate, channels) = (supported.sample_rate(), supported.channels());

@@ -2,6 +2,7 @@
 //! later stage expects, and writing WAV (hound).
 
 pub mod capture;
+pub mod playback;
 pub mod decode;
 pub mod resample;
 

@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod live;
+pub mod tts;
 mod stages;
 
 pub use batch::{FileOutcome, Recognizer, Transcript, transcribe_file, transcribe_files};

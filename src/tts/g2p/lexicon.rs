@@ -2,8 +2,7 @@
 //! gold and silver dictionaries with part-of-speech entries, the function-word special cases,
 //! -s/-ed/-ing stemming, stress rules and the reading of numbers and currency amounts.
 
-use std::collections::HashMap;
-
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
@@ -96,12 +95,12 @@ fn parent_tag(tag: &str) -> &str {
 #[serde(untagged)]
 enum Entry {
     Plain(String),
-    ByTag(HashMap<String, Option<String>>),
+    ByTag(FxHashMap<String, Option<String>>),
 }
 
 /// A misaki dictionary with grow_dictionary's semantics at lookup time: a lowercase key also
 /// answers to its Capitalized form and vice versa, unless that form has its own entry.
-struct Dict(HashMap<String, Entry>);
+struct Dict(FxHashMap<String, Entry>);
 
 impl Dict {
     fn get(&self, w: &str) -> Option<&Entry> {

@@ -150,14 +150,18 @@ impl G2p {
     /// Loads the front end from an installed hibari model folder.
     pub fn load(dir: &Path) -> Result<Self> {
         let text = |name: &str| -> Result<String> { String::from_utf8(read(dir, name)?).map_err(|e| Error::Model(format!("{name}: {e}"))) };
+        let gz = |name: &str| gunzip(&read(dir, name)?, name);
+        // The tagger and the dictionaries are the bulk of start-up (about 10 MB of JSON): parse
+        // them side by side.
+        let (tagger, lexicon) = rayon::join(
+            || Tagger::from_json(&gz("tagger.json.gz")?),
+            || Lexicon::from_json(&gz("lexicon_us_gold.json.gz")?, &gz("lexicon_us_silver.json.gz")?),
+        );
         Ok(Self {
             normalizer: Normalizer::from_json(&text("normalize.json")?)?,
             tokenizer: Tokenizer::from_json(&text("tokenizer_exceptions.json")?)?,
-            tagger: Tagger::from_json(&gunzip(&read(dir, "tagger.json.gz")?, "tagger.json.gz")?)?,
-            lexicon: Lexicon::from_json(
-                &gunzip(&read(dir, "lexicon_us_gold.json.gz")?, "lexicon_us_gold.json.gz")?,
-                &gunzip(&read(dir, "lexicon_us_silver.json.gz")?, "lexicon_us_silver.json.gz")?,
-            )?,
+            tagger: tagger?,
+            lexicon: lexicon?,
             oov: OovModel::load(dir)?,
             subtoken: Regex::new(
                 r"^['‘’]+|[A-ZÀ-ÖØ-Þ](?=[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ])|(?:^-)?(?:\d?[,.]?\d)+|[-_]+|['‘’]{2,}|[^\W\d_]*?(?:['‘’][^\W\d_])*?[a-zß-öø-ÿ](?=[A-ZÀ-ÖØ-Þ])|[^\W\d_]+(?:['‘’][^\W\d_])*|[^\w\-'‘’]|['‘’]+$",

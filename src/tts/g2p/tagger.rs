@@ -2,19 +2,31 @@
 //! en_core_web_sm's tags): the lexicon reads "read", "live" and "record" by their tag. A word
 //! with one dominant tag is answered from the tag dictionary, everything else from the weights.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use serde::Deserialize;
 
 use super::text::{is_alpha, is_lower, is_upper};
 use crate::error::{Error, Result};
 
+/// The model file as stored: tag names, the tag dictionary, the vocabulary and, per feature,
+/// a weight for some tags.
 #[derive(Deserialize)]
+struct TaggerFile {
+    tags: Vec<String>,
+    tagdict: FxHashMap<String, String>,
+    vocab: FxHashSet<String>,
+    weights: FxHashMap<String, FxHashMap<String, f64>>,
+}
+
 pub struct Tagger {
     tags: Vec<String>,
-    tagdict: HashMap<String, String>,
-    vocab: HashSet<String>,
-    weights: HashMap<String, HashMap<String, f64>>,
+    tagdict: FxHashMap<String, String>,
+    vocab: FxHashSet<String>,
+    /// Per feature, (index into `tags`, weight), in the file's order.
+    weights: FxHashMap<String, Vec<(usize, f64)>>,
 }
 
 fn is_digit(w: &str) -> bool {
@@ -60,30 +72,35 @@ fn last3(w: &str) -> String {
 
 impl Tagger {
     pub fn from_json(json: &[u8]) -> Result<Self> {
-        serde_json::from_slice(json).map_err(|e| Error::Model(format!("tagger.json: {e}")))
+        let file: TaggerFile = serde_json::from_slice(json).map_err(|e| Error::Model(format!("tagger.json: {e}")))?;
+        let index: HashMap<&str, usize> = file.tags.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+        let weights = file
+            .weights
+            .into_iter()
+            .map(|(feature, ws)| (feature, ws.into_iter().filter_map(|(t, w)| index.get(t.as_str()).map(|&i| (i, w))).collect()))
+            .collect();
+        Ok(Self { tags: file.tags, tagdict: file.tagdict, vocab: file.vocab, weights })
     }
 
     fn predict(&self, feats: &[String]) -> String {
-        let mut scores: HashMap<&str, f64> = HashMap::new();
+        let mut scores: Vec<Option<f64>> = vec![None; self.tags.len()];
         for f in feats {
             if let Some(ws) = self.weights.get(f) {
-                for (t, w) in ws {
-                    *scores.entry(t.as_str()).or_default() += w;
+                for &(t, w) in ws {
+                    *scores[t].get_or_insert(0.0) += w;
                 }
             }
         }
-        if scores.is_empty() {
+        if scores.iter().all(Option::is_none) {
             return "NN".into();
         }
         // Highest score; ties go to the greater tag name (Python's max over (score, tag)).
-        self.tags
-            .iter()
-            .max_by(|a, b| {
-                let (sa, sb) = (scores.get(a.as_str()).copied().unwrap_or(0.0), scores.get(b.as_str()).copied().unwrap_or(0.0));
-                sa.total_cmp(&sb).then_with(|| a.cmp(b))
+        (0..self.tags.len())
+            .max_by(|&a, &b| {
+                let (sa, sb) = (scores[a].unwrap_or(0.0), scores[b].unwrap_or(0.0));
+                sa.total_cmp(&sb).then_with(|| self.tags[a].cmp(&self.tags[b]))
             })
-            .cloned()
-            .unwrap_or_else(|| "NN".into())
+            .map_or_else(|| "NN".into(), |i| self.tags[i].clone())
     }
 
     pub fn tag(&self, words: &[String]) -> Vec<String> {

@@ -1,0 +1,156 @@
+//! Playback through cpal, the mirror of capture.rs: mono f32 at any rate goes in, is resampled to
+//! the output device's own rate and sample format, and reaches the device through a lock-free
+//! ring (rtrb) that the audio callback only reads — it never blocks, locks or allocates; when the
+//! ring runs dry it plays silence and counts the gap. `write` waits for room, so a producer that
+//! is faster than real time is paced by the device.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, StreamTrait};
+use cpal::{FromSample, SampleFormat, SizedSample};
+
+use super::Resampler;
+use super::capture::find_device;
+use crate::error::{Error, Result};
+
+/// Seconds of audio queued ahead of the device.
+const RING_SECONDS: usize = 4;
+
+#[derive(Default)]
+struct Shared {
+    /// Samples of silence played because nothing was queued (after playback started).
+    underruns: AtomicU64,
+    started: AtomicBool,
+    lost: AtomicBool,
+}
+
+pub struct Playback {
+    _stream: cpal::Stream,
+    ring: rtrb::Producer<f32>,
+    resampler: Resampler,
+    shared: Arc<Shared>,
+    pub sample_rate: u32,
+    pub device: String,
+}
+
+impl Playback {
+    /// Opens the output device (`None`: the default) for audio at `input_rate`.
+    pub fn open(device: Option<&str>, input_rate: u32) -> Result<Self> {
+        let dev = find_device(device, true).map_err(|e| Error::Device(format!("{e}; write a file with -o instead")))?;
+        let label = dev.description().map(|d| d.name().to_string()).unwrap_or_default();
+        let supported = dev.default_output_config().map_err(|e| Error::Device(format!("{label}: no output configuration: {e}")))?;
+        let sample_rate = supported.sample_rate();
+        let (producer, ring) = rtrb::RingBuffer::new(sample_rate as usize * RING_SECONDS);
+        let shared = Arc::new(Shared::default());
+        let config: cpal::StreamConfig = supported.config();
+        let stream = match supported.sample_format() {
+            SampleFormat::I16 => build::<i16>(&dev, config, ring, shared.clone()),
+            SampleFormat::U16 => build::<u16>(&dev, config, ring, shared.clone()),
+            SampleFormat::I32 => build::<i32>(&dev, config, ring, shared.clone()),
+            SampleFormat::F32 => build::<f32>(&dev, config, ring, shared.clone()),
+            SampleFormat::F64 => build::<f64>(&dev, config, ring, shared.clone()),
+            SampleFormat::I8 => build::<i8>(&dev, config, ring, shared.clone()),
+            SampleFormat::U8 => build::<u8>(&dev, config, ring, shared.clone()),
+            other => return Err(Error::Device(format!("{label}: unsupported sample format {other}"))),
+        }
+        .map_err(|e| Error::Device(format!("{label}: cannot open the output stream: {e}")))?;
+        stream.play().map_err(|e| Error::Device(format!("{label}: cannot start playback: {e}")))?;
+        tracing::info!(device = %label, sample_rate, format = %supported.sample_format(), "playback started");
+        Ok(Self { _stream: stream, ring: producer, resampler: Resampler::new(input_rate, sample_rate)?, shared, sample_rate, device: label })
+    }
+
+    fn push(&mut self, samples: &[f32]) -> Result<()> {
+        let mut rest = samples;
+        while !rest.is_empty() {
+            if self.shared.lost.load(Ordering::Relaxed) {
+                return Err(Error::Device(format!("{}: the output device went away", self.device)));
+            }
+            let n = self.ring.slots().min(rest.len());
+            if n == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            if let Ok(chunk) = self.ring.write_chunk_uninit(n) {
+                chunk.fill_from_iter(rest[..n].iter().copied());
+            }
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    /// Queues mono samples (at the rate given to `open`), waiting while the queue is full.
+    pub fn write(&mut self, samples: &[f32]) -> Result<()> {
+        let mut resampled = Vec::new();
+        self.resampler.process(samples, &mut resampled)?;
+        self.push(&resampled)
+    }
+
+    /// Plays out what is queued and returns when the device has taken it all.
+    pub fn finish(mut self) -> Result<()> {
+        let mut tail = Vec::new();
+        self.resampler.finish(&mut tail)?;
+        self.push(&tail)?;
+        let queued = self.ring.buffer().capacity() - self.ring.slots();
+        let deadline = Instant::now() + Duration::from_secs_f64(queued as f64 / f64::from(self.sample_rate) + 2.0);
+        while self.ring.slots() < self.ring.buffer().capacity() && Instant::now() < deadline {
+            if self.shared.lost.load(Ordering::Relaxed) {
+                return Err(Error::Device(format!("{}: the output device went away", self.device)));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The device's own buffer still holds the last period or two.
+        std::thread::sleep(Duration::from_millis(100));
+        let gaps = self.shared.underruns.load(Ordering::Relaxed);
+        if gaps > 0 {
+            tracing::debug!(samples = gaps, "playback ran dry (synthesis slower than real time)");
+        }
+        Ok(())
+    }
+}
+
+fn build<T>(dev: &cpal::Device, config: cpal::StreamConfig, mut ring: rtrb::Consumer<f32>, shared: Arc<Shared>) -> std::result::Result<cpal::Stream, cpal::Error>
+where
+    T: SizedSample + FromSample<f32>,
+{
+    let channels = config.channels.max(1) as usize;
+    let on_error_shared = shared.clone();
+    dev.build_output_stream::<T, _, _>(
+        config,
+        move |data: &mut [T], _| {
+            // Runs on the audio thread: no locks, no allocation, no logging.
+            let frames = data.len() / channels;
+            let available = ring.slots().min(frames);
+            let mut played = 0;
+            if let Ok(chunk) = ring.read_chunk(available) {
+                let (a, b) = chunk.as_slices();
+                for (frame, &s) in data.chunks_exact_mut(channels).zip(a.iter().chain(b)) {
+                    frame.fill(T::from_sample_(s));
+                    played += 1;
+                }
+                chunk.commit_all();
+            }
+            for frame in data.chunks_exact_mut(channels).skip(played) {
+                frame.fill(T::from_sample_(0.0f32));
+            }
+            if played > 0 {
+                shared.started.store(true, Ordering::Relaxed);
+            } else if shared.started.load(Ordering::Relaxed) {
+                shared.underruns.fetch_add((frames - played) as u64, Ordering::Relaxed);
+            }
+        },
+        move |err: cpal::Error| {
+            use cpal::ErrorKind::*;
+            match err.kind() {
+                Xrun => tracing::debug!("playback underrun: {err}"),
+                DeviceChanged | RealtimeDenied => tracing::info!("playback: {err}"),
+                _ => {
+                    tracing::warn!("output device error: {err}");
+                    on_error_shared.lost.store(true, Ordering::Relaxed);
+                }
+            }
+        },
+        None,
+    )
+}
