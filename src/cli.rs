@@ -513,16 +513,34 @@ pub fn live_setup(config: &crate::config::Config) -> anyhow::Result<(crate::live
     Ok((engines, opts))
 }
 
-/// Where `hark say` puts the audio.
+/// Where `hark say` puts the audio. The file is created with the first sentence's audio, so a
+/// request that fails before any (unspeakable text) leaves no empty file behind.
 enum SpeechSink {
-    File { writer: hound::WavWriter<std::io::BufWriter<std::fs::File>>, resampler: Option<crate::audio::Resampler>, path: PathBuf },
+    File { path: PathBuf, rate: u32, writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>, resampler: Option<crate::audio::Resampler> },
     Speaker(crate::audio::playback::Playback),
 }
 
 impl SpeechSink {
+    fn file(path: &std::path::Path, rate: u32) -> anyhow::Result<Self> {
+        let resampler = (rate != crate::tts::Tts::SAMPLE_RATE).then(|| crate::audio::Resampler::new(crate::tts::Tts::SAMPLE_RATE, rate)).transpose()?;
+        Ok(SpeechSink::File { path: path.to_path_buf(), rate, writer: None, resampler })
+    }
+
+    fn write_pcm(writer: &mut Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>, path: &std::path::Path, rate: u32, samples: &[f32]) -> anyhow::Result<()> {
+        if writer.is_none() {
+            let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+            *writer = Some(hound::WavWriter::create(path, spec).with_context(|| format!("cannot create {}", path.display()))?);
+        }
+        let w = writer.as_mut().expect("created above");
+        for &s in samples {
+            w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+
     fn write(&mut self, samples: &[f32]) -> anyhow::Result<()> {
         match self {
-            SpeechSink::File { writer, resampler, path } => {
+            SpeechSink::File { path, rate, writer, resampler } => {
                 let mut resampled = Vec::new();
                 let samples = match resampler {
                     Some(r) => {
@@ -531,27 +549,25 @@ impl SpeechSink {
                     }
                     None => samples,
                 };
-                for &s in samples {
-                    writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).with_context(|| format!("writing {}", path.display()))?;
-                }
-                Ok(())
+                Self::write_pcm(writer, path, *rate, samples)
             }
             SpeechSink::Speaker(p) => Ok(p.write(samples)?),
         }
     }
 
-    /// Completes the file (header, resampler tail) or plays out the queue.
+    /// Completes the file (resampler tail, header) or plays out the queue.
     fn finish(self) -> anyhow::Result<()> {
         match self {
-            SpeechSink::File { mut writer, resampler, path } => {
+            SpeechSink::File { path, rate, mut writer, resampler } => {
+                if writer.is_none() {
+                    return Ok(());
+                }
                 if let Some(mut r) = resampler {
                     let mut tail = Vec::new();
                     r.finish(&mut tail)?;
-                    for &s in &tail {
-                        writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
-                    }
+                    Self::write_pcm(&mut writer, &path, rate, &tail)?;
                 }
-                writer.finalize().with_context(|| format!("writing {}", path.display()))
+                writer.expect("checked above").finalize().with_context(|| format!("writing {}", path.display()))
             }
             SpeechSink::Speaker(p) => Ok(p.finish()?),
         }
@@ -579,13 +595,7 @@ fn say(a: SayArgs) -> anyhow::Result<i32> {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
     }
     let mut sink = match &a.output {
-        Some(path) => {
-            let rate = a.sample_rate.unwrap_or(Tts::SAMPLE_RATE);
-            let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-            let writer = hound::WavWriter::create(path, spec).with_context(|| format!("cannot create {}", path.display()))?;
-            let resampler = (rate != Tts::SAMPLE_RATE).then(|| crate::audio::Resampler::new(Tts::SAMPLE_RATE, rate)).transpose()?;
-            SpeechSink::File { writer, resampler, path: path.clone() }
-        }
+        Some(path) => SpeechSink::file(path, a.sample_rate.unwrap_or(Tts::SAMPLE_RATE))?,
         None => SpeechSink::Speaker(crate::audio::playback::Playback::open(a.device.as_deref(), Tts::SAMPLE_RATE)?),
     };
     let node = TtsNode::start(tts, text, opts, stop.clone());

@@ -1,11 +1,11 @@
 //! Playback through cpal, the mirror of capture.rs: mono f32 at any rate goes in, is resampled to
 //! the output device's own rate and sample format, and reaches the device through a lock-free
 //! ring (rtrb) that the audio callback only reads — it never blocks, locks or allocates; when the
-//! ring runs dry it plays silence and counts the gap. `write` waits for room, so a producer that
-//! is faster than real time is paced by the device.
+//! ring runs dry it plays silence. `write` waits for room, so a producer that is faster than real
+//! time is paced by the device. A device that fails is reopened a few times.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, StreamTrait};
@@ -20,11 +20,12 @@ const RING_SECONDS: usize = 4;
 
 #[derive(Default)]
 struct Shared {
-    /// Samples of silence played because nothing was queued (after playback started).
-    underruns: AtomicU64,
-    started: AtomicBool,
     lost: AtomicBool,
 }
+
+/// Times a device that fails is reopened before playback gives up (the ALSA pulse plugin can
+/// fail a just-opened stream while the server connects).
+const REOPEN_ATTEMPTS: usize = 3;
 
 pub struct Playback {
     _stream: cpal::Stream,
@@ -33,11 +34,30 @@ pub struct Playback {
     shared: Arc<Shared>,
     pub sample_rate: u32,
     pub device: String,
+    spec: Option<String>,
+    input_rate: u32,
+    reopened: usize,
 }
 
 impl Playback {
     /// Opens the output device (`None`: the default) for audio at `input_rate`.
     pub fn open(device: Option<&str>, input_rate: u32) -> Result<Self> {
+        let (stream, ring, shared, sample_rate, label) = Self::start(device)?;
+        Ok(Self {
+            _stream: stream,
+            ring,
+            resampler: Resampler::new(input_rate, sample_rate)?,
+            shared,
+            sample_rate,
+            device: label,
+            spec: device.map(String::from),
+            input_rate,
+            reopened: 0,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn start(device: Option<&str>) -> Result<(cpal::Stream, rtrb::Producer<f32>, Arc<Shared>, u32, String)> {
         let dev = find_device(device, true).map_err(|e| Error::Device(format!("{e}; write a file with -o instead")))?;
         let label = dev.description().map(|d| d.name().to_string()).unwrap_or_default();
         let supported = dev.default_output_config().map_err(|e| Error::Device(format!("{label}: no output configuration: {e}")))?;
@@ -58,15 +78,33 @@ impl Playback {
         .map_err(|e| Error::Device(format!("{label}: cannot open the output stream: {e}")))?;
         stream.play().map_err(|e| Error::Device(format!("{label}: cannot start playback: {e}")))?;
         tracing::info!(device = %label, sample_rate, format = %supported.sample_format(), "playback started");
-        Ok(Self { _stream: stream, ring: producer, resampler: Resampler::new(input_rate, sample_rate)?, shared, sample_rate, device: label })
+        Ok((stream, producer, shared, sample_rate, label))
+    }
+
+    /// A failed device is reopened a few times (what was queued on it is lost, and said so).
+    fn recover(&mut self) -> Result<()> {
+        if !self.shared.lost.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if self.reopened >= REOPEN_ATTEMPTS {
+            return Err(Error::Device(format!("{}: the output device went away", self.device)));
+        }
+        self.reopened += 1;
+        let queued = self.ring.buffer().capacity() - self.ring.slots();
+        tracing::warn!(device = %self.device, lost_s = queued as f64 / f64::from(self.sample_rate), "output device failed; reopening it");
+        std::thread::sleep(Duration::from_millis(200));
+        let (stream, ring, shared, sample_rate, label) = Self::start(self.spec.as_deref())?;
+        if sample_rate != self.sample_rate {
+            self.resampler = Resampler::new(self.input_rate, sample_rate)?;
+        }
+        (self._stream, self.ring, self.shared, self.sample_rate, self.device) = (stream, ring, shared, sample_rate, label);
+        Ok(())
     }
 
     fn push(&mut self, samples: &[f32]) -> Result<()> {
         let mut rest = samples;
         while !rest.is_empty() {
-            if self.shared.lost.load(Ordering::Relaxed) {
-                return Err(Error::Device(format!("{}: the output device went away", self.device)));
-            }
+            self.recover()?;
             let n = self.ring.slots().min(rest.len());
             if n == 0 {
                 std::thread::sleep(Duration::from_millis(10));
@@ -95,17 +133,11 @@ impl Playback {
         let queued = self.ring.buffer().capacity() - self.ring.slots();
         let deadline = Instant::now() + Duration::from_secs_f64(queued as f64 / f64::from(self.sample_rate) + 2.0);
         while self.ring.slots() < self.ring.buffer().capacity() && Instant::now() < deadline {
-            if self.shared.lost.load(Ordering::Relaxed) {
-                return Err(Error::Device(format!("{}: the output device went away", self.device)));
-            }
+            self.recover()?;
             std::thread::sleep(Duration::from_millis(10));
         }
         // The device's own buffer still holds the last period or two.
         std::thread::sleep(Duration::from_millis(100));
-        let gaps = self.shared.underruns.load(Ordering::Relaxed);
-        if gaps > 0 {
-            tracing::debug!(samples = gaps, "playback ran dry (synthesis slower than real time)");
-        }
         Ok(())
     }
 }
@@ -115,7 +147,6 @@ where
     T: SizedSample + FromSample<f32>,
 {
     let channels = config.channels.max(1) as usize;
-    let on_error_shared = shared.clone();
     dev.build_output_stream::<T, _, _>(
         config,
         move |data: &mut [T], _| {
@@ -123,6 +154,7 @@ where
             let frames = data.len() / channels;
             let available = ring.slots().min(frames);
             let mut played = 0;
+            // Silence when nothing is queued (synthesis behind, or the end).
             if let Ok(chunk) = ring.read_chunk(available) {
                 let (a, b) = chunk.as_slices();
                 for (frame, &s) in data.chunks_exact_mut(channels).zip(a.iter().chain(b)) {
@@ -134,11 +166,6 @@ where
             for frame in data.chunks_exact_mut(channels).skip(played) {
                 frame.fill(T::from_sample_(0.0f32));
             }
-            if played > 0 {
-                shared.started.store(true, Ordering::Relaxed);
-            } else if shared.started.load(Ordering::Relaxed) {
-                shared.underruns.fetch_add((frames - played) as u64, Ordering::Relaxed);
-            }
         },
         move |err: cpal::Error| {
             use cpal::ErrorKind::*;
@@ -147,7 +174,7 @@ where
                 DeviceChanged | RealtimeDenied => tracing::info!("playback: {err}"),
                 _ => {
                     tracing::warn!("output device error: {err}");
-                    on_error_shared.lost.store(true, Ordering::Relaxed);
+                    shared.lost.store(true, Ordering::Relaxed);
                 }
             }
         },
