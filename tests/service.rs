@@ -360,3 +360,103 @@ fn the_systemd_unit_verifies() {
     let problems: Vec<&str> = err.lines().filter(|l| l.contains("hark.service")).collect();
     assert!(out.status.success() && problems.is_empty(), "{err}");
 }
+
+/// A raw HTTP request for /v1/audio/speech; returns the status, the de-chunked body and when the
+/// first and last body bytes arrived (after the request was sent).
+fn speech(server: &Server, auth: &str, json: &str) -> (u16, Vec<u8>, Duration, Duration) {
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let request = format!(
+        "POST /v1/audio/speech HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        server.addr,
+        json.len()
+    );
+    let sent = std::time::Instant::now();
+    s.write_all(request.as_bytes()).unwrap();
+    let (mut raw, mut first_body) = (Vec::new(), None);
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = s.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if first_body.is_none() && raw.windows(4).position(|w| w == b"\r\n\r\n").is_some_and(|p| raw.len() > p + 4) {
+            first_body = Some(sent.elapsed());
+        }
+    }
+    let total = sent.elapsed();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response") + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut body = raw[split..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let (mut out, mut rest) = (Vec::new(), &body[..]);
+        while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 2 + size + 2..];
+        }
+        body = out;
+    }
+    (status, body, first_body.unwrap_or(total), total)
+}
+
+#[test]
+fn openai_speech_endpoint_streams_sentence_by_sentence() {
+    let server = Server::start("[server]\ntoken = \"s3cret\"\n", &[]);
+    let auth = "Authorization: Bearer s3cret\r\n";
+    let text = "The library opens at nine. Children can borrow up to five books. The reading room is on the second floor. Please be quiet near the desks.";
+    let (status, body, first, total) = speech(&server, auth, &serde_json::json!({"model": "tts-1", "voice": "alloy", "input": text}).to_string());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // Streaming: the first sentence arrives well before the last.
+    assert!(first < total.mul_f64(0.8), "first audio after {first:?} of {total:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("speech.wav");
+    std::fs::write(&wav, &body).unwrap();
+    let heard = common::stdout(&common::hark(&["transcribe", wav.to_str().unwrap()]));
+    let (errors, words) = hark::eval::wer_counts(text, &heard);
+    assert!(errors * 10 <= words, "heard {heard:?}");
+    // Raw PCM at 24 kHz: half a second of audio at least, a whole number of samples.
+    let (status, pcm, _, _) = speech(&server, auth, r#"{"input": "Thank you.", "response_format": "pcm", "speed": 1.5}"#);
+    assert_eq!(status, 200);
+    assert!(pcm.len() > 12_000 && pcm.len() % 2 == 0, "{} bytes", pcm.len());
+    for (json, expected) in [
+        (r#"{"input": "Hello.", "response_format": "mp3"}"#, "response_format 'mp3' is not supported"),
+        (r#"{"text": "Hello."}"#, "missing field `input`"),
+        (r#"{"input": "   "}"#, "no text to speak"),
+        (r#"{"input": "Hello.", "speed": 10}"#, "speed 10 is outside"),
+        (r#"{"input": "你好"}"#, "nothing in the text can be spoken"),
+        ("not json", "expected a JSON body"),
+    ] {
+        let (status, body, _, _) = speech(&server, auth, json);
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, 400, "{json}: {body}");
+        assert!(body.contains(expected), "{json}: {body}");
+    }
+    let long = serde_json::json!({"input": "word ".repeat(1000)}).to_string();
+    let (status, body, _, _) = speech(&server, auth, &long);
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("longer than 4096"));
+    assert_eq!(speech(&server, "", r#"{"input": "Hello."}"#).0, 401);
+    // The official `openai` Python client, streaming the reply to a file.
+    let out_wav = dir.path().join("client.wav");
+    let out = std::process::Command::new("python3")
+        .arg(common::root().join("tests/clients/openai_speech.py"))
+        .arg(format!("http://{}/v1", server.addr))
+        .arg("s3cret")
+        .arg(&out_wav)
+        .arg("Good evening, and welcome to the news.")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openai client: {}", String::from_utf8_lossy(&out.stderr));
+    let heard = common::stdout(&common::hark(&["transcribe", out_wav.to_str().unwrap()]));
+    assert!(hark::eval::wer_counts("good evening and welcome to the news", &heard).0 <= 1, "heard {heard:?}");
+    let (_, metrics) = server.get("/metrics", auth);
+    let metric = |name: &str| metrics.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    assert!(metric("hark_speech_total") >= 3.0, "{metrics}");
+    assert!(metric("hark_speech_seconds_total") > 3.0, "{metrics}");
+}

@@ -46,6 +46,10 @@ fn codec_name(id: symphonia::core::codecs::audio::AudioCodecId) -> String {
     }
 }
 
+/// Samples a streamed WAV's header states at least: a data size near 2^32 bytes over at most
+/// 4 bytes per sample (no genuine WAV, capped at 4 GB, comes near it).
+const STREAMED_WAV_SAMPLES: u64 = (u32::MAX as u64 - 0xFFFF) / 4;
+
 impl FileDecoder {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(Error::Unreadable)?;
@@ -84,8 +88,11 @@ impl FileDecoder {
             .map_err(|_| Error::UnsupportedCodec(format!("{} cannot be decoded by hark", codec_name(params.codec))))?;
         let sample_rate = params.sample_rate.unwrap_or(0);
         let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
+        // A WAV written while streaming (by hark's /v1/audio/speech, ffmpeg to a pipe) states the
+        // largest size a 32-bit header holds: its length is unknown, not ~12 hours long.
+        let streamed = track.num_frames.is_some_and(|n| n.saturating_mul(channels as u64) >= STREAMED_WAV_SAMPLES);
         let duration_s = match (track.num_frames, sample_rate) {
-            (Some(n), r) if r > 0 => Some(n as f64 / r as f64),
+            (Some(n), r) if r > 0 && !streamed => Some(n as f64 / r as f64),
             _ => None,
         };
         let track_id = track.id;

@@ -12,6 +12,9 @@ pub struct Metrics {
     /// Time spent recognising it, in microseconds.
     pub processing_us: AtomicU64,
     pub errors_total: AtomicU64,
+    /// Text-to-speech requests, and the audio they produced (samples at 24 kHz).
+    pub speech_total: AtomicU64,
+    pub speech_samples: AtomicU64,
     pub rejected_total: AtomicU64,
 }
 
@@ -26,7 +29,7 @@ impl Metrics {
         let audio_s = get(&self.audio_samples) as f64 / crate::audio::SAMPLE_RATE as f64;
         let processing_s = get(&self.processing_us) as f64 / 1e6;
         let rtf = if audio_s > 0.0 { processing_s / audio_s } else { 0.0 };
-        let rows: [(&str, &str, &str, f64); 10] = [
+        let rows: [(&str, &str, &str, f64); 12] = [
             ("hark_streams_active", "gauge", "WebSocket streams open now", get(&self.streams_active) as f64),
             ("hark_streams_total", "counter", "WebSocket streams accepted", get(&self.streams_total) as f64),
             ("hark_uploads_total", "counter", "Files transcribed through /v1/audio/transcriptions", get(&self.uploads_total) as f64),
@@ -35,6 +38,8 @@ impl Metrics {
             ("hark_real_time_factor", "gauge", "Processing time over audio time since start", rtf),
             ("hark_errors_total", "counter", "Requests and streams ended by an error", get(&self.errors_total) as f64),
             ("hark_rejected_total", "counter", "Requests refused (auth, limits)", get(&self.rejected_total) as f64),
+            ("hark_speech_total", "counter", "Requests to /v1/audio/speech", get(&self.speech_total) as f64),
+            ("hark_speech_seconds_total", "counter", "Seconds of speech synthesised", get(&self.speech_samples) as f64 / f64::from(crate::tts::Tts::SAMPLE_RATE)),
             ("hark_capture_dropped_seconds_total", "counter", "Microphone audio dropped because transcription fell behind", capture_dropped as f64 / 16000.0),
             ("hark_capture_reopens_total", "counter", "Times the microphone was reopened after it was lost", capture_reopens as f64),
         ];

@@ -6,6 +6,7 @@
 
 mod metrics;
 mod openai;
+mod speech;
 mod stream;
 
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ pub struct AppState {
     /// The daemon's microphone transcript, as JSON event lines (when capture is enabled).
     pub mic_events: Option<broadcast::Sender<String>>,
     pub capture_stats: Arc<CaptureStats>,
+    /// The text-to-speech voice, loaded by the first `/v1/audio/speech` request.
+    pub tts: Arc<std::sync::Mutex<Option<Arc<crate::tts::Tts>>>>,
 }
 
 impl AppState {
@@ -116,9 +119,11 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
         shutdown: shutdown_rx.clone(),
         mic_events,
         capture_stats,
+        tts: Default::default(),
     });
     let app = Router::new()
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
+        .route("/v1/audio/speech", post(speech::speech))
         .route("/v1/stream", get(stream::stream))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics_text))
