@@ -91,6 +91,16 @@ pub enum DataCommand {
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Text-to-speech speed: `hark say` of a text (one process, voice load included) over the
+    /// audio's duration, and time to first audio for each sentence with the voice loaded.
+    Tts {
+        /// The text to speak.
+        #[arg(long, default_value = "benches/text/paragraph.txt")]
+        text: PathBuf,
+        /// Runs of `hark say` (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Streaming transducer RTF per lookahead mode on 1 and 2 threads, and memory on a long stream.
     Transducer {
         /// Transducer model folder or name.
@@ -310,6 +320,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Serve(a) => crate::service::serve(a.config, a.listen),
+        Command::Bench { command: BenchCommand::Tts { text, runs } } => {
+            crate::bench::tts::run(crate::bench::tts::TtsBench { text, runs })?;
+            Ok(0)
+        }
         Command::Bench { command: BenchCommand::Transducer { model, audio, seconds, soak_seconds, chunk_frames } } => {
             let dir = models::resolve_transducer(&model)?;
             crate::bench::transducer(&dir, &audio, seconds, soak_seconds, chunk_frames)?;

@@ -4,6 +4,7 @@
 
 pub mod live;
 pub mod serve;
+pub mod tts;
 
 use std::path::Path;
 use std::process::Command;

@@ -29,14 +29,28 @@ pub struct AcousticFrames {
     pub f0: Vec<f32>,
 }
 
-/// GELU (erf form), the same arithmetic as candle's `gelu_erf` but spread over the cores: in this
-/// model it runs on the largest tensors, and candle's element-wise ops use one thread.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+unsafe extern "C" {
+    /// The C library's erff: the same Sun algorithm as the `libm` crate's, on glibc's faster expf.
+    fn erff(x: f32) -> f32;
+}
+
+fn erf(x: f32) -> f32 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: a pure function of one float.
+    return unsafe { erff(x) };
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    return candle_core::cpu::erf::erf_f32(x);
+}
+
+/// GELU (erf form), candle's `gelu_erf` arithmetic spread over the cores: in this model it runs
+/// on the largest tensors, and candle's element-wise ops use one thread.
 pub fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
     use rayon::prelude::*;
     let mut values = x.flatten_all()?.to_vec1::<f32>()?;
     values.par_chunks_mut(8192).for_each(|chunk| {
         for v in chunk {
-            *v = (candle_core::cpu::erf::erf_f32(*v * std::f32::consts::FRAC_1_SQRT_2) + 1.) * 0.5 * *v;
+            *v = (erf(*v * std::f32::consts::FRAC_1_SQRT_2) + 1.) * 0.5 * *v;
         }
     });
     Tensor::from_vec(values, x.shape(), x.device())
@@ -124,7 +138,38 @@ impl Conv {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let k = self.weight.dim(2)?;
         let padding = (k - 1) / 2 * self.dilation;
+        if self.groups > 1 && self.groups == x.dim(1)? && self.weight.dim(0)? == self.groups {
+            return self.depthwise(x, padding);
+        }
         x.conv1d(&self.weight, padding, 1, self.dilation, self.groups)?.broadcast_add(&self.bias.reshape((1, (), 1))?)
+    }
+
+    /// One filter per channel, computed directly: candle runs a grouped convolution as one
+    /// convolution per group (hundreds of tiny ones here), which was most of the model's time.
+    fn depthwise(&self, x: &Tensor, padding: usize) -> candle_core::Result<Tensor> {
+        use rayon::prelude::*;
+        let (b, c, t) = x.dims3()?;
+        let k = self.weight.dim(2)?;
+        let input = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let weight = self.weight.flatten_all()?.to_vec1::<f32>()?;
+        let bias = self.bias.to_vec1::<f32>()?;
+        let mut out = vec![0f32; b * c * t];
+        out.par_chunks_mut(t).enumerate().for_each(|(row, out)| {
+            let ch = row % c;
+            let x = &input[row * t..(row + 1) * t];
+            let w = &weight[ch * k..(ch + 1) * k];
+            for (i, o) in out.iter_mut().enumerate() {
+                let mut acc = 0f32;
+                for (j, wj) in w.iter().enumerate() {
+                    let at = i + j * self.dilation;
+                    if at >= padding && at - padding < t {
+                        acc += wj * x[at - padding];
+                    }
+                }
+                *o = acc + bias[ch];
+            }
+        });
+        Tensor::from_vec(out, (b, c, t), x.device())
     }
 }
 

@@ -75,13 +75,23 @@ impl Vocoder {
         out
     }
 
-    /// The pulses' STFT (centred, reflect-padded, window scaled so a unit cosine has unit
-    /// magnitude), one spectrum per frame.
-    fn pulse_spectra(&self, pulses: &[f32], frames: usize) -> Result<Vec<Vec<Complex<f32>>>> {
-        let half = N_FFT / 2;
+    /// The waveform of one utterance. `noise` draws the noise branch (the package draws it from
+    /// numpy's generator; any standard normal source is the same model); `None` leaves the
+    /// branch out, which makes the output deterministic (for comparing with a reference).
+    /// Frames are made in parallel (each an FFT of the pulses, the spectral sum and an inverse
+    /// FFT), then overlap-added in order.
+    pub fn synthesise(&self, a: &AcousticFrames, noise: Option<&mut Rng>) -> Result<Vec<f32>> {
+        use rayon::prelude::*;
+        let frames = a.frames;
+        if frames == 0 {
+            return Ok(Vec::new());
+        }
+        let pulses = self.pulses(&a.f0);
+        // Each frame draws its noise from its own generator, seeded from the caller's, so frames
+        // can be made in parallel and a seed still gives one sound.
+        let noise_seed = noise.map(|n| n.next_u64());
         let n = pulses.len() as isize;
-        let reflect = |i: isize| -> f32 {
-            let mut i = i;
+        let reflect = |mut i: isize| -> f32 {
             if n == 1 {
                 return pulses[0];
             }
@@ -90,50 +100,45 @@ impl Vocoder {
             }
             pulses[i as usize]
         };
-        let scale = 1.0 / (N_FFT as f32 / 4.0);
-        let mut input = self.forward.make_input_vec();
-        let mut out = Vec::with_capacity(frames);
-        for k in 0..frames {
-            for (i, x) in input.iter_mut().enumerate() {
-                *x = reflect((k * HOP + i) as isize - half as isize) * self.window[i] * scale;
-            }
-            let mut spectrum = self.forward.make_output_vec();
-            self.forward.process(&mut input, &mut spectrum).map_err(|e| Error::Model(format!("vocoder FFT: {e}")))?;
-            out.push(spectrum);
-        }
-        Ok(out)
-    }
-
-    /// The waveform of one utterance. `noise` draws the noise branch (the package draws it from
-    /// numpy's generator; any standard normal source is the same model); `None` leaves the
-    /// branch out, which makes the output deterministic (for comparing with a reference).
-    pub fn synthesise(&self, a: &AcousticFrames, mut noise: Option<&mut Rng>) -> Result<Vec<f32>> {
-        let frames = a.frames;
-        if frames == 0 {
-            return Ok(Vec::new());
-        }
-        let pulses = self.pulse_spectra(&self.pulses(&a.f0), frames)?;
+        let half = N_FFT / 2;
+        // A unit cosine peaks at sum(window)/2 = N/4 in the STFT: exp(lh) is the harmonic's magnitude.
+        let pulse_scale = 1.0 / (N_FFT as f32 / 4.0);
+        let made: Vec<Result<Vec<f32>>> = (0..frames)
+            .into_par_iter()
+            .map_init(
+                || (self.forward.make_input_vec(), self.forward.make_output_vec(), self.inverse.make_output_vec()),
+                |(input, spectrum, frame), k| {
+                    // The pulses' STFT: centred, reflect-padded.
+                    for (i, x) in input.iter_mut().enumerate() {
+                        *x = reflect((k * HOP + i) as isize - half as isize) * self.window[i] * pulse_scale;
+                    }
+                    self.forward.process(input, spectrum).map_err(|e| Error::Model(format!("vocoder FFT: {e}")))?;
+                    let mut noise = noise_seed.map(|seed| Rng::new(seed ^ (k as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)));
+                    for (b, s) in spectrum.iter_mut().enumerate() {
+                        let at = b * frames + k;
+                        let rotation = Complex::from_polar(gain(a.log_harmonic[at]), std::f32::consts::PI * a.theta[at].tanh());
+                        let z = noise.as_mut().map_or(Complex::new(0.0, 0.0), |n| {
+                            let (re, im) = n.normal_pair();
+                            Complex::new(re, im) * gain(a.log_noise[at])
+                        });
+                        *s = *s * rotation + z + Complex::from_polar(gain(a.log_residual[at]), a.phi[at]);
+                    }
+                    // A real signal's DC and Nyquist bins are real (numpy's irfft ignores their imaginary part).
+                    spectrum[0].im = 0.0;
+                    spectrum[BINS - 1].im = 0.0;
+                    self.inverse.process(spectrum, frame).map_err(|e| Error::Model(format!("vocoder inverse FFT: {e}")))?;
+                    Ok(frame.iter().zip(&self.window).map(|(v, w)| v / N_FFT as f32 * w).collect())
+                },
+            )
+            .collect();
         let mut output = vec![0f32; (frames + N_FFT / HOP - 1) * HOP];
         let mut weight = vec![0f32; output.len()];
-        let mut spectrum = self.inverse.make_input_vec();
-        let mut frame = self.inverse.make_output_vec();
-        for (k, pulse) in pulses.iter().enumerate() {
-            for (b, s) in spectrum.iter_mut().enumerate() {
-                let at = b * frames + k;
-                let rotation = Complex::from_polar(gain(a.log_harmonic[at]), std::f32::consts::PI * a.theta[at].tanh());
-                let z = noise.as_deref_mut().map_or(Complex::new(0.0, 0.0), |n| Complex::new(n.normal(), n.normal()) * gain(a.log_noise[at]));
-                *s = pulse[b] * rotation + z + Complex::from_polar(gain(a.log_residual[at]), a.phi[at]);
-            }
-            // A real signal's DC and Nyquist bins are real (numpy's irfft ignores their imaginary part).
-            spectrum[0].im = 0.0;
-            spectrum[BINS - 1].im = 0.0;
-            self.inverse.process(&mut spectrum, &mut frame).map_err(|e| Error::Model(format!("vocoder inverse FFT: {e}")))?;
-            for (i, v) in frame.iter().enumerate() {
-                output[k * HOP + i] += v / N_FFT as f32 * self.window[i];
+        for (k, frame) in made.into_iter().enumerate() {
+            for (i, v) in frame?.into_iter().enumerate() {
+                output[k * HOP + i] += v;
                 weight[k * HOP + i] += self.window[i] * self.window[i];
             }
         }
-        let half = N_FFT / 2;
         Ok((half..half + frames * HOP).map(|i| output[i] / weight[i].max(1e-11)).collect())
     }
 }

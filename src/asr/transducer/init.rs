@@ -36,6 +36,15 @@ impl Rng {
         let u2 = self.uniform();
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
     }
+
+    /// Two independent standard normals (both of Box–Muller's outputs).
+    pub fn normal_pair(&mut self) -> (f32, f32) {
+        let u1 = self.uniform().max(1e-7);
+        let u2 = self.uniform();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (sin, cos) = (2.0 * std::f32::consts::PI * u2).sin_cos();
+        (r * cos, r * sin)
+    }
 }
 
 fn normal(rng: &mut Rng, shape: &[usize], std: f32) -> Result<Tensor> {
