@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::median;
+
 use crate::audio::FileSource;
 use crate::config::Config;
 use crate::eval::{read_manifest, wer_counts};
@@ -26,11 +28,6 @@ pub struct LiveBench {
     /// The PulseAudio sink that feeds the device.
     pub sink: String,
     pub pause_s: f64,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
 }
 
 pub fn run(b: LiveBench) -> anyhow::Result<()> {

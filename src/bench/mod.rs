@@ -18,6 +18,12 @@ use crate::audio::FileSource;
 use crate::features::MelFrontend;
 use crate::features::mel::MelFrame;
 
+/// The middle value (the upper one of an even count); NaN for none.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
 /// Resident set size of this process in MiB (Linux), or 0 where unknown.
 pub fn rss_mib() -> f64 {
     rss_mib_of("self")

@@ -12,17 +12,14 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
+use super::median;
+
 use crate::pipeline::tts::{SpeechEvent, TtsNode};
 use crate::tts::{SpeechOptions, Tts};
 
 pub struct TtsBench {
     pub text: PathBuf,
     pub runs: usize,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
 }
 
 pub fn run(b: TtsBench) -> anyhow::Result<()> {

@@ -4,7 +4,8 @@
 //! same weights, LayerNorm): the prosody network's predicts each phoneme's duration and, after the
 //! phonemes are expanded to frames, F0 and energy at twice the frame rate; the decoder's is
 //! expanded the same way, joined with log-F0 and energy and decoded by eight ConvNeXt blocks.
-//! Ported from the graph of hibari-tts 0.2.1's hibari.onnx (weights dequantised at install).
+//! Ported from the graph of hibari-tts 0.2.1's hibari.onnx (its int8 weights kept as integers and
+//! scales at install, and run with the graph's 8-bit activation arithmetic).
 
 use std::path::Path;
 
