@@ -87,19 +87,21 @@ fn say_plays_through_the_default_speaker() {
     let raw = dir.path().join("played.raw");
     let mut recorder = mic
         .command("parec")
-        .args(["--device=virt.monitor", "--format=s16le", "--rate=16000", "--channels=1", "--raw"])
+        .args(["--device=virt.monitor", "--format=s16le", "--rate=16000", "--channels=1", "--raw", "--latency-msec=20"])
         .stdout(std::fs::File::create(&raw).unwrap())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let out = mic.command(env!("CARGO_BIN_EXE_hark")).args(["say", "--device", "pulse", "The weather will be sunny tomorrow."]).output().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    recorder.kill().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SIGINT, not SIGKILL: parec then writes out what it has buffered.
+    // SAFETY: signalling a child process this test started and still owns.
+    unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
     let _ = recorder.wait();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bytes = std::fs::read(&raw).unwrap();
     let samples: Vec<f32> = bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
-    assert!(samples.len() > 16_000, "only {} samples recorded", samples.len());
+    assert!(samples.len() > 16_000, "only {} samples recorded; hark said: {}", samples.len(), String::from_utf8_lossy(&out.stderr));
     let wav = dir.path().join("played.wav");
     hark::audio::write_wav(&wav, &samples, 16_000).unwrap();
     let heard = stdout(&hark(&["transcribe", wav.to_str().unwrap()]));

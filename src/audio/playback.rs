@@ -21,6 +21,8 @@ const RING_SECONDS: usize = 4;
 #[derive(Default)]
 struct Shared {
     lost: AtomicBool,
+    /// The device has asked for audio at least once.
+    running: AtomicBool,
 }
 
 /// Times a device that fails is reopened before playback gives up (the ALSA pulse plugin can
@@ -42,7 +44,24 @@ pub struct Playback {
 impl Playback {
     /// Opens the output device (`None`: the default) for audio at `input_rate`.
     pub fn open(device: Option<&str>, input_rate: u32) -> Result<Self> {
-        let (stream, ring, shared, sample_rate, label) = Self::start(device)?;
+        let (mut stream, mut ring, mut shared, mut sample_rate, mut label) = Self::start(device)?;
+        // Nothing is queued until the device runs: a stream that fails as it starts (the ALSA
+        // pulse plugin under load) is reopened before it could lose any audio.
+        let mut attempts = 0;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !shared.running.load(Ordering::Relaxed) && Instant::now() < deadline {
+            if shared.lost.load(Ordering::Relaxed) {
+                attempts += 1;
+                if attempts > REOPEN_ATTEMPTS {
+                    return Err(Error::Device(format!("{label}: the output device fails as it starts")));
+                }
+                tracing::info!(device = %label, "output device failed as it started; reopening it");
+                drop(stream);
+                std::thread::sleep(Duration::from_millis(200));
+                (stream, ring, shared, sample_rate, label) = Self::start(device)?;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         Ok(Self {
             _stream: stream,
             ring,
@@ -147,6 +166,7 @@ where
     T: SizedSample + FromSample<f32>,
 {
     let channels = config.channels.max(1) as usize;
+    let error_shared = shared.clone();
     dev.build_output_stream::<T, _, _>(
         config,
         move |data: &mut [T], _| {
@@ -154,6 +174,7 @@ where
             let frames = data.len() / channels;
             let available = ring.slots().min(frames);
             let mut played = 0;
+            shared.running.store(true, Ordering::Relaxed);
             // Silence when nothing is queued (synthesis behind, or the end).
             if let Ok(chunk) = ring.read_chunk(available) {
                 let (a, b) = chunk.as_slices();
@@ -174,7 +195,7 @@ where
                 DeviceChanged | RealtimeDenied => tracing::info!("playback: {err}"),
                 _ => {
                     tracing::warn!("output device error: {err}");
-                    shared.lost.store(true, Ordering::Relaxed);
+                    error_shared.lost.store(true, Ordering::Relaxed);
                 }
             }
         },
