@@ -22,15 +22,10 @@ use crate::tts::{SpeechOptions, Tts};
 /// OpenAI's limit on `input`.
 pub const MAX_INPUT_CHARS: usize = 4096;
 
+/// The request body; other fields (`model`, `voice`, …) are accepted and ignored.
 #[derive(Deserialize)]
 pub struct SpeechRequest {
     input: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    model: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    voice: Option<String>,
     #[serde(default)]
     response_format: Option<String>,
     #[serde(default)]

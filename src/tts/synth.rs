@@ -165,7 +165,7 @@ impl Tts {
         self.vocoder.synthesise(frames, Some(noise))
     }
 
-    /// Checks what `speak` would refuse, before any audio is made.
+    /// Checks what `sentence_frames` would refuse, before any work is done (or a voice loaded).
     pub fn validate(text: &str, opts: SpeechOptions) -> Result<()> {
         if !SPEEDS.contains(&opts.speed) {
             return Err(Error::InvalidInput(format!("speed {} is outside {}–{}", opts.speed, SPEEDS.start(), SPEEDS.end())));
@@ -198,29 +198,5 @@ impl Tts {
             return Err(Error::InvalidInput("nothing in the text can be spoken (no English words, numbers or letters)".into()));
         }
         Ok(count)
-    }
-
-    /// Speaks `text` sentence by sentence, handing each sentence's audio to `sink` as soon as it
-    /// is made (so playback or a network reply starts before the rest is synthesised). Returns
-    /// the number of samples made.
-    pub fn speak(&self, text: &str, opts: SpeechOptions, mut sink: impl FnMut(SpokenSentence) -> Result<()>) -> Result<usize> {
-        let mut noise = Rng::new(opts.seed);
-        let mut total = 0;
-        self.sentence_frames(text, opts, |s| {
-            let samples = self.vocode(&s.frames, &mut noise)?;
-            total += samples.len();
-            sink(SpokenSentence { text: s.text, phonemes: s.phonemes, samples })
-        })?;
-        Ok(total)
-    }
-
-    /// All of `text`'s audio at once.
-    pub fn speak_all(&self, text: &str, opts: SpeechOptions) -> Result<Vec<f32>> {
-        let mut all = Vec::new();
-        self.speak(text, opts, |s| {
-            all.extend(s.samples);
-            Ok(())
-        })?;
-        Ok(all)
     }
 }
