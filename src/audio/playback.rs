@@ -5,7 +5,7 @@
 //! time is paced by the device. A device that fails is reopened a few times.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, StreamTrait};
@@ -20,9 +20,28 @@ const RING_SECONDS: usize = 4;
 
 #[derive(Default)]
 struct Shared {
-    lost: AtomicBool,
-    /// The device has asked for audio at least once.
-    running: AtomicBool,
+    /// The device reported an error.
+    failed: AtomicBool,
+    /// Times the device has asked for audio.
+    callbacks: AtomicU64,
+}
+
+impl Shared {
+    /// The device reported an error and has stopped asking for audio. The ALSA pulse plugin
+    /// reports transient errors on a stream that goes on playing: those are not a failure.
+    fn stalled(&self) -> bool {
+        if !self.failed.load(Ordering::Relaxed) {
+            return false;
+        }
+        let before = self.callbacks.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(300));
+        if self.callbacks.load(Ordering::Relaxed) > before {
+            self.failed.store(false, Ordering::Relaxed);
+            tracing::debug!("output device reported an error but plays on");
+            return false;
+        }
+        true
+    }
 }
 
 /// Times a device that fails is reopened before playback gives up (the ALSA pulse plugin can
@@ -49,8 +68,8 @@ impl Playback {
         // pulse plugin under load) is reopened before it could lose any audio.
         let mut attempts = 0;
         let deadline = Instant::now() + Duration::from_secs(3);
-        while !shared.running.load(Ordering::Relaxed) && Instant::now() < deadline {
-            if shared.lost.load(Ordering::Relaxed) {
+        while shared.callbacks.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+            if shared.stalled() {
                 attempts += 1;
                 if attempts > REOPEN_ATTEMPTS {
                     return Err(Error::Device(format!("{label}: the output device fails as it starts")));
@@ -100,9 +119,10 @@ impl Playback {
         Ok((stream, producer, shared, sample_rate, label))
     }
 
-    /// A failed device is reopened a few times (what was queued on it is lost, and said so).
+    /// A device that failed and stopped playing is reopened a few times (what was queued on it
+    /// is lost, and said so).
     fn recover(&mut self) -> Result<()> {
-        if !self.shared.lost.load(Ordering::Relaxed) {
+        if !self.shared.stalled() {
             return Ok(());
         }
         if self.reopened >= REOPEN_ATTEMPTS {
@@ -174,7 +194,7 @@ where
             let frames = data.len() / channels;
             let available = ring.slots().min(frames);
             let mut played = 0;
-            shared.running.store(true, Ordering::Relaxed);
+            shared.callbacks.fetch_add(1, Ordering::Relaxed);
             // Silence when nothing is queued (synthesis behind, or the end).
             if let Ok(chunk) = ring.read_chunk(available) {
                 let (a, b) = chunk.as_slices();
@@ -195,7 +215,7 @@ where
                 DeviceChanged | RealtimeDenied => tracing::info!("playback: {err}"),
                 _ => {
                     tracing::warn!("output device error: {err}");
-                    error_shared.lost.store(true, Ordering::Relaxed);
+                    error_shared.failed.store(true, Ordering::Relaxed);
                 }
             }
         },
