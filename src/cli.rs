@@ -16,6 +16,7 @@ use crate::eval::{read_manifest, wer_counts};
 use crate::models;
 use crate::output::{Format, render};
 use crate::pipeline::{FileOutcome, Recognizer, transcribe_files};
+use crate::separation::{EnhanceMode, EnhancerFactory};
 
 #[derive(Parser)]
 #[command(name = "hark", version, about = "Streaming speech recognition: transcribe files, evaluate, manage models")]
@@ -36,6 +37,9 @@ pub enum Command {
     Devices,
     /// Speak text (hibari's voice): plays it, or writes a WAV file with -o.
     Say(SayArgs),
+    /// Enhance or separate speech in a recording: denoise it, keep one enrolled speaker, or
+    /// split two overlapping talkers.
+    Separate(SeparateArgs),
     /// Run the service: HTTP (OpenAI-compatible uploads), WebSocket streams, metrics.
     Serve(ServeArgs),
     /// Install and list models.
@@ -210,6 +214,32 @@ pub struct RecogniserArgs {
     /// Files transcribed at once (default: the number of CPU cores).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
+    /// Enhance the audio before recognition: denoise (GTCRN), denoise:rnnoise, or target:NAME
+    /// (keep one speaker enrolled with `hark enroll`).
+    #[arg(long, value_parser = parse_enhance)]
+    pub enhance: Option<EnhanceMode>,
+}
+
+fn parse_enhance(s: &str) -> Result<EnhanceMode, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
+}
+
+/// The enhancer an `--enhance` argument asks for, loaded (and installed on first use).
+fn load_enhancer(mode: Option<&EnhanceMode>) -> anyhow::Result<Option<EnhancerFactory>> {
+    mode.map(|m| EnhancerFactory::load(m).with_context(|| format!("loading the {m} enhancer"))).transpose()
+}
+
+#[derive(Args)]
+pub struct SeparateArgs {
+    /// The recording (any format and rate hark reads).
+    pub input: PathBuf,
+    /// denoise (GTCRN), denoise:rnnoise, target:NAME (a speaker enrolled with `hark enroll`)
+    /// or two-speakers.
+    #[arg(long, default_value = "denoise")]
+    pub mode: String,
+    /// Output WAV (16 kHz); for two-speakers a folder that receives speaker-1.wav and speaker-2.wav.
+    #[arg(short, long)]
+    pub output: PathBuf,
 }
 
 #[derive(Args)]
@@ -229,6 +259,9 @@ pub struct ListenArgs {
     /// Configuration file (TOML; see systemd/hark.toml); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Enhance the microphone before recognition: denoise (GTCRN), denoise:rnnoise or target:NAME.
+    #[arg(long, value_parser = parse_enhance)]
+    pub enhance: Option<EnhanceMode>,
 }
 
 #[derive(Args)]
@@ -263,6 +296,10 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8178]; port 0 picks a free port (printed).
     #[arg(long)]
     pub listen: Option<String>,
+    /// Enhance every stream, upload and the microphone before recognition: denoise (GTCRN),
+    /// denoise:rnnoise or target:NAME [default: the config's recognition.enhance, else none].
+    #[arg(long, value_parser = parse_enhance)]
+    pub enhance: Option<EnhanceMode>,
 }
 
 #[derive(Args)]
@@ -307,6 +344,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Listen(a) => listen(a),
         Command::Say(a) => say(a),
+        Command::Separate(a) => separate(a),
         Command::Devices => {
             let devices = crate::audio::capture::input_devices()?;
             if devices.is_empty() {
@@ -319,7 +357,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Serve(a) => crate::service::serve(a.config, a.listen),
+        Command::Serve(a) => crate::service::serve(a.config, a.listen, a.enhance),
         Command::Bench { command: BenchCommand::Tts { text, runs } } => {
             crate::bench::tts::run(crate::bench::tts::TtsBench { text, runs })?;
             Ok(0)
@@ -415,6 +453,7 @@ fn progress(n: usize) -> ProgressBar {
 
 fn transcribe(a: TranscribeArgs) -> anyhow::Result<i32> {
     let recognizer = load(&a.recogniser, !a.no_timestamps)?;
+    let enhancer = load_enhancer(a.recogniser.enhance.as_ref())?;
     if let Some(dir) = &a.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -425,7 +464,7 @@ fn transcribe(a: TranscribeArgs) -> anyhow::Result<i32> {
     let mut ready: BTreeMap<usize, FileOutcome> = BTreeMap::new();
     let mut next = 0;
     let stdout = std::io::stdout();
-    transcribe_files(&a.files, &recognizer, jobs, |outcome| {
+    transcribe_files(&a.files, &recognizer, enhancer.as_ref(), jobs, |outcome| {
         pb.inc(1);
         ready.insert(outcome.index, outcome);
         while let Some(o) = ready.remove(&next) {
@@ -465,6 +504,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<i32> {
         bail!("{} lists no recordings", a.manifest.display());
     }
     let recognizer = load(&a.recogniser, true)?;
+    let enhancer = load_enhancer(a.recogniser.enhance.as_ref())?;
     let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
     let pb = progress(paths.len());
     let jobs = a.recogniser.jobs.unwrap_or_else(default_jobs);
@@ -472,7 +512,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<i32> {
     let mut audio_s = 0.0;
     let mut failed = 0;
     let mut lookahead = LookaheadHistogram::default();
-    transcribe_files(&paths, &recognizer, jobs, |o| {
+    transcribe_files(&paths, &recognizer, enhancer.as_ref(), jobs, |o| {
         pb.inc(1);
         match o.result {
             Ok(t) => {
@@ -519,7 +559,8 @@ fn eval(a: EvalArgs) -> anyhow::Result<i32> {
 /// Builds the live engines and options from a config (after flag overrides).
 pub fn live_setup(config: &crate::config::Config) -> anyhow::Result<(crate::live::LiveEngines, crate::live::LiveOptions)> {
     let rec = &config.recognition;
-    let engines = crate::live::LiveEngines::load(&rec.transducer, rec.final_pass, &rec.whisper)?;
+    let mut engines = crate::live::LiveEngines::load(&rec.transducer, rec.final_pass, &rec.whisper)?;
+    engines.enhancer = load_enhancer(rec.enhance().map_err(anyhow::Error::msg)?.as_ref())?;
     if !engines.transducer.model.config.trained {
         eprintln!("hark: warning: {} is untrained: partials are meaningless", engines.transducer.name);
     }
@@ -586,6 +627,34 @@ impl SpeechSink {
             SpeechSink::Speaker(p) => Ok(p.finish()?),
         }
     }
+}
+
+fn separate(a: SeparateArgs) -> anyhow::Result<i32> {
+    let mode: EnhanceMode = a.mode.parse()?;
+    let mut enhancer = EnhancerFactory::load(&mode)?.make();
+    let duration = crate::audio::FileDecoder::open(&a.input).ok().and_then(|d| d.info().duration_s);
+    let pb = match duration {
+        Some(d) if d > 10.0 => {
+            let pb = ProgressBar::new((d * 10.0) as u64);
+            pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}").expect("valid template"));
+            pb
+        }
+        _ => ProgressBar::hidden(),
+    };
+    // Ctrl-C or SIGTERM stops between chunks, and the unfinished output is removed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    let seconds = crate::separation::enhance_file(&a.input, &a.output, enhancer.as_mut(), |s| {
+        pb.set_position((s * 10.0) as u64);
+        pb.set_message(format!("{s:.0} s"));
+        !stop.load(std::sync::atomic::Ordering::Relaxed)
+    })
+    .with_context(|| format!("{}", a.input.display()))?;
+    pb.finish_and_clear();
+    eprintln!("hark: {} ({seconds:.1} s, {mode}) → {}", a.input.display(), a.output.display());
+    Ok(0)
 }
 
 fn say(a: SayArgs) -> anyhow::Result<i32> {
@@ -663,6 +732,9 @@ fn listen(a: ListenArgs) -> anyhow::Result<i32> {
     }
     if let Some(l) = a.lookahead {
         config.recognition.lookahead = l;
+    }
+    if let Some(e) = &a.enhance {
+        config.recognition.enhance = Some(e.to_string());
     }
     config.validate().map_err(anyhow::Error::msg)?;
     let (engines, opts) = live_setup(&config)?;

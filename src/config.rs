@@ -60,6 +60,8 @@ pub struct RecognitionConfig {
     pub final_pass: Option<FinalPass>,
     /// adaptive, causal, fixed:N or full.
     pub lookahead: String,
+    /// Enhancement before recognition: denoise, denoise:rnnoise or target:NAME; absent: none.
+    pub enhance: Option<String>,
 }
 
 impl Default for RecognitionConfig {
@@ -69,6 +71,7 @@ impl Default for RecognitionConfig {
             whisper: "whisper-tiny.en".into(),
             final_pass: None,
             lookahead: "adaptive".into(),
+            enhance: None,
         }
     }
 }
@@ -76,6 +79,10 @@ impl Default for RecognitionConfig {
 impl RecognitionConfig {
     pub fn lookahead(&self) -> Result<Lookahead, String> {
         self.lookahead.parse()
+    }
+
+    pub fn enhance(&self) -> Result<Option<crate::separation::EnhanceMode>, String> {
+        self.enhance.as_deref().map(|e| e.parse().map_err(|e: crate::Error| format!("recognition.enhance: {e}"))).transpose()
     }
 }
 
@@ -96,6 +103,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.endpoint.validate()?;
         self.recognition.lookahead()?;
+        self.recognition.enhance()?;
         self.server.listen.parse::<std::net::SocketAddr>().map_err(|e| format!("server.listen '{}': {e}", self.server.listen))?;
         if self.server.max_streams == 0 || self.server.idle_timeout_s == 0 {
             return Err("server.max_streams and server.idle_timeout_s must be at least 1".into());

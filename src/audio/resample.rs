@@ -7,11 +7,13 @@ use rubato::{Fft, FixedSync, Indexing, Resampler as _};
 
 use crate::error::{Error, Result};
 
+/// Input samples per resampler call for files: large blocks resample fastest.
 const CHUNK: usize = 1024;
 
 pub struct Resampler {
     inner: Option<Fft<f32>>,
     ratio: f64,
+    chunk: usize,
     pending: Vec<f32>,
     in_buf: Vec<Vec<f32>>,
     out_buf: Vec<Vec<f32>>,
@@ -23,23 +25,30 @@ pub struct Resampler {
 
 impl Resampler {
     pub fn new(from_hz: u32, to_hz: u32) -> Result<Self> {
+        Self::with_chunk(from_hz, to_hz, CHUNK)
+    }
+
+    /// A resampler that works in blocks of `chunk` input samples: smaller blocks wait less for
+    /// input (live audio), larger ones run faster.
+    pub fn with_chunk(from_hz: u32, to_hz: u32, chunk: usize) -> Result<Self> {
         if from_hz == 0 || to_hz == 0 {
             return Err(Error::InvalidAudio(format!("sample rate {from_hz} Hz cannot be resampled")));
         }
         let ratio = to_hz as f64 / from_hz as f64;
         if from_hz == to_hz {
-            return Ok(Self { inner: None, ratio, pending: vec![], in_buf: vec![], out_buf: vec![], to_skip: 0, consumed: 0, produced: 0 });
+            return Ok(Self { inner: None, ratio, chunk, pending: vec![], in_buf: vec![], out_buf: vec![], to_skip: 0, consumed: 0, produced: 0 });
         }
-        let inner = Fft::<f32>::new(from_hz as usize, to_hz as usize, CHUNK, 1, FixedSync::Input)
+        let inner = Fft::<f32>::new(from_hz as usize, to_hz as usize, chunk, 1, FixedSync::Input)
             .map_err(|e| Error::InvalidAudio(format!("cannot resample {from_hz} Hz to {to_hz} Hz: {e}")))?;
         let to_skip = inner.output_delay();
         let out_len = inner.output_frames_max();
         Ok(Self {
-            in_buf: vec![vec![0.0; CHUNK]],
+            in_buf: vec![vec![0.0; chunk]],
             out_buf: vec![vec![0.0; out_len]],
             inner: Some(inner),
             ratio,
-            pending: Vec::with_capacity(CHUNK * 2),
+            chunk,
+            pending: Vec::with_capacity(chunk * 2),
             to_skip,
             consumed: 0,
             produced: 0,
@@ -60,10 +69,10 @@ impl Resampler {
         }
         self.pending.extend_from_slice(input);
         let mut start = 0;
-        while self.pending.len() - start >= CHUNK {
-            self.in_buf[0].copy_from_slice(&self.pending[start..start + CHUNK]);
+        while self.pending.len() - start >= self.chunk {
+            self.in_buf[0].copy_from_slice(&self.pending[start..start + self.chunk]);
             self.run_chunk(None, out)?;
-            start += CHUNK;
+            start += self.chunk;
         }
         self.pending.drain(..start);
         Ok(())
@@ -83,7 +92,7 @@ impl Resampler {
             self.in_buf[0][..n].copy_from_slice(&partial);
             self.in_buf[0][n..].fill(0.0);
             partial.clear();
-            self.run_chunk(Some(CHUNK), out)?;
+            self.run_chunk(Some(self.chunk), out)?;
             guard += 1;
         }
         let excess = self.produced.saturating_sub(expected) as usize;
@@ -94,7 +103,7 @@ impl Resampler {
 
     fn run_chunk(&mut self, partial: Option<usize>, out: &mut Vec<f32>) -> Result<()> {
         let inner = self.inner.as_mut().expect("only called when resampling");
-        let input = SequentialSliceOfVecs::new(&self.in_buf[..], 1, CHUNK).expect("buffer sized at construction");
+        let input = SequentialSliceOfVecs::new(&self.in_buf[..], 1, self.chunk).expect("buffer sized at construction");
         let out_len = self.out_buf[0].len();
         let mut output = SequentialSliceOfVecs::new_mut(&mut self.out_buf[..], 1, out_len).expect("buffer sized at construction");
         let indexing = partial.map(|n| Indexing::new().partial_len(n));

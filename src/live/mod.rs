@@ -35,6 +35,8 @@ pub struct LiveEngines {
     pub vad: Arc<SileroModel>,
     /// Present when finals come from Whisper.
     pub whisper: Option<Arc<WhisperEngine>>,
+    /// Enhancement in front of recognition (each stream gets its own enhancer).
+    pub enhancer: Option<crate::separation::EnhancerFactory>,
 }
 
 impl LiveEngines {
@@ -53,6 +55,7 @@ impl LiveEngines {
             transducer: TransducerEngine::load(&crate::models::resolve_transducer(transducer)?)?,
             vad: SileroModel::load(&crate::models::resolve("silero-vad")?)?,
             whisper,
+            enhancer: None,
         })
     }
 

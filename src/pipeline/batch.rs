@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use crossbeam_channel::bounded;
 
-use super::{AudioChunk, CHANNEL_DEPTH, MelStage, RecognizerEvent, TransducerNode, WhisperNode, join, spawn_stage};
+use super::{AudioChunk, CHANNEL_DEPTH, EnhanceStage, MelStage, RecognizerEvent, TransducerNode, WhisperNode, join, spawn_stage};
 use crate::asr::Segment;
 use crate::asr::transducer::search::Word;
 use crate::asr::transducer::{LookaheadHistogram, TransducerEngine, TransducerOptions};
 use crate::asr::whisper::{WhisperEngine, WhisperOptions};
 use crate::audio::{FileSource, SAMPLE_RATE};
 use crate::error::{Error, Result};
+use crate::separation::EnhancerFactory;
 
 /// A loaded recogniser and how to run it; shared by every file.
 #[derive(Clone)]
@@ -36,13 +37,20 @@ pub struct Transcript {
     pub lookahead: LookaheadHistogram,
 }
 
-/// Transcribes one file through the pipeline graph.
-pub fn transcribe_file(path: &Path, recognizer: &Recognizer) -> Result<Transcript> {
+/// Transcribes one file through the pipeline graph (decode → [enhance] → mel → recogniser).
+pub fn transcribe_file(path: &Path, recognizer: &Recognizer, enhance: Option<&EnhancerFactory>) -> Result<Transcript> {
     let _span = tracing::info_span!("transcribe", file = %path.display()).entered();
     let mut source = FileSource::open(path)?;
     let (audio_tx, audio_rx) = bounded::<AudioChunk>(CHANNEL_DEPTH);
     let (mel_tx, mel_rx) = bounded(CHANNEL_DEPTH);
     let (event_tx, event_rx) = bounded(CHANNEL_DEPTH);
+    let (enhancer, audio_rx) = match enhance {
+        Some(factory) => {
+            let (enhanced_tx, enhanced_rx) = bounded(CHANNEL_DEPTH);
+            (Some(spawn_stage(EnhanceStage::new(factory.make()), audio_rx, enhanced_tx)), enhanced_rx)
+        }
+        None => (None, audio_rx),
+    };
     let mel = spawn_stage(MelStage::default(), audio_rx, mel_tx);
     let asr = match recognizer {
         Recognizer::Whisper(engine, opts) => spawn_stage(WhisperNode::new(engine.clone(), opts.clone()), mel_rx, event_tx),
@@ -80,10 +88,12 @@ pub fn transcribe_file(path: &Path, recognizer: &Recognizer) -> Result<Transcrip
         Ok(())
     })();
     drop(audio_tx);
+    let enhance_result = enhancer.map_or(Ok(()), join);
     let mel_result = join(mel);
     let asr_result = join(asr);
     let mut transcript = collector.join().unwrap_or_default();
     read?;
+    enhance_result?;
     mel_result?;
     asr_result?;
     if source.non_finite_samples() > 0 {
@@ -112,6 +122,7 @@ pub struct FileOutcome {
 pub fn transcribe_files(
     paths: &[PathBuf],
     recognizer: &Recognizer,
+    enhance: Option<&EnhancerFactory>,
     jobs: usize,
     mut on_done: impl FnMut(FileOutcome),
 ) {
@@ -128,7 +139,7 @@ pub fn transcribe_files(
             scope.spawn(move || {
                 for (index, path) in work_rx.iter() {
                     let t0 = Instant::now();
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transcribe_file(&path, recognizer)))
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transcribe_file(&path, recognizer, enhance)))
                         .unwrap_or_else(|_| Err(Error::Model("internal error while transcribing".into())));
                     let _ = done_tx.send(FileOutcome { index, path, result, wall_s: t0.elapsed().as_secs_f64() });
                 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
-use super::{AudioChunk, Stage, join, spawn_stage};
+use super::{AudioChunk, EnhanceStage, Stage, join, spawn_stage};
 use crate::audio::SAMPLE_RATE;
 use crate::audio::capture::Capture;
 use crate::audio::resample::Resampler;
@@ -55,6 +55,7 @@ pub struct LiveGraph {
     pub stats: Arc<CaptureStats>,
     stop: Arc<AtomicBool>,
     capture: JoinHandle<Result<()>>,
+    enhancer: Option<JoinHandle<Result<()>>>,
     transcriber: JoinHandle<Result<()>>,
 }
 
@@ -71,8 +72,15 @@ impl LiveGraph {
             .name("capture".into())
             .spawn(move || capture_loop(first, device, audio_tx, stop2, stats2))
             .expect("spawning the capture thread");
+        let (enhancer, audio_rx) = match &engines.enhancer {
+            Some(factory) => {
+                let (enhanced_tx, enhanced_rx) = bounded(LIVE_CHANNEL_DEPTH);
+                (Some(spawn_stage(EnhanceStage::new(factory.make()), audio_rx, enhanced_tx)), enhanced_rx)
+            }
+            None => (None, audio_rx),
+        };
         let transcriber = spawn_stage(LiveStage(LiveTranscriber::new(engines, opts)), audio_rx, event_tx);
-        Ok(Self { events, stats, stop, capture, transcriber })
+        Ok(Self { events, stats, stop, capture, enhancer, transcriber })
     }
 
     /// Asks the graph to stop; `events` then delivers the last finals and closes.
@@ -82,8 +90,9 @@ impl LiveGraph {
 
     pub fn join(self) -> Result<()> {
         let capture = join(self.capture);
+        let enhancer = self.enhancer.map_or(Ok(()), join);
         let transcriber = join(self.transcriber);
-        capture.and(transcriber)
+        capture.and(enhancer).and(transcriber)
     }
 }
 
@@ -196,6 +205,7 @@ pub fn spawn_stream_recogniser(
     on_processed: impl Fn(u64, Duration) + Send + 'static,
 ) {
     let run = move || {
+        let mut enhancer = engines.enhancer.as_ref().map(|f| f.make());
         let mut live = LiveTranscriber::new(engines, opts);
         let mut events = Vec::new();
         let mut audio = Vec::new();
@@ -214,6 +224,13 @@ pub fn spawn_stream_recogniser(
                         true
                     }
                 };
+                if let Some(enhancer) = enhancer.as_mut() {
+                    let mut enhanced = enhancer.process(&audio);
+                    if end {
+                        enhanced.extend(enhancer.finish());
+                    }
+                    audio = enhanced;
+                }
                 live.push(&audio, &mut events)?;
                 if end {
                     live.finish(&mut events)?;

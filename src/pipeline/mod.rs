@@ -9,7 +9,7 @@ pub mod tts;
 mod stages;
 
 pub use batch::{FileOutcome, Recognizer, Transcript, transcribe_file, transcribe_files};
-pub use stages::{MelStage, RecognizerEvent, TransducerNode, WhisperNode};
+pub use stages::{EnhanceStage, MelStage, RecognizerEvent, TransducerNode, WhisperNode};
 
 use crossbeam_channel::{Receiver, Sender};
 use std::thread::JoinHandle;

@@ -108,3 +108,42 @@ impl Stage for TransducerNode {
         Ok(())
     }
 }
+
+/// 16 kHz audio → the same audio enhanced (denoised or one speaker kept), aligned sample for
+/// sample: the chunks it emits carry their own stream positions.
+pub struct EnhanceStage {
+    enhancer: Box<dyn crate::separation::Enhancer>,
+    emitted: u64,
+}
+
+impl EnhanceStage {
+    pub fn new(enhancer: Box<dyn crate::separation::Enhancer>) -> Self {
+        Self { enhancer, emitted: 0 }
+    }
+
+    fn emit(&mut self, samples: Vec<f32>, out: &mut Vec<AudioChunk>) {
+        if !samples.is_empty() {
+            let start = self.emitted;
+            self.emitted += samples.len() as u64;
+            out.push(AudioChunk { start, samples });
+        }
+    }
+}
+
+impl Stage for EnhanceStage {
+    type In = AudioChunk;
+    type Out = AudioChunk;
+    const NAME: &'static str = "enhance";
+
+    fn process(&mut self, input: AudioChunk, out: &mut Vec<AudioChunk>) -> Result<()> {
+        let samples = self.enhancer.process(&input.samples);
+        self.emit(samples, out);
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<AudioChunk>) -> Result<()> {
+        let samples = self.enhancer.finish();
+        self.emit(samples, out);
+        Ok(())
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod gtcrn;
 pub mod metrics;
+pub mod rnnoise;
 pub mod stft;
 
 /// A streaming enhancer of 16 kHz mono audio. Output sample i corresponds to input sample i:
@@ -21,5 +22,132 @@ pub trait Enhancer: Send {
         let mut out = self.process(input);
         out.extend(self.finish());
         out
+    }
+}
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// What an `--enhance` / `--mode` argument asks for in front of recognition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnhanceMode {
+    /// GTCRN (the default denoiser: 16 kHz, 32 ms latency).
+    Denoise,
+    /// RNNoise through nnnoiseless (48 kHz, resampled around it).
+    DenoiseRnnoise,
+    /// Keep only an enrolled speaker's voice (`hark enroll NAME FILE`).
+    Target(String),
+}
+
+impl std::fmt::Display for EnhanceMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Denoise => write!(f, "denoise"),
+            Self::DenoiseRnnoise => write!(f, "denoise:rnnoise"),
+            Self::Target(name) => write!(f, "target:{name}"),
+        }
+    }
+}
+
+impl FromStr for EnhanceMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "denoise" | "denoise:gtcrn" => Ok(Self::Denoise),
+            "denoise:rnnoise" => Ok(Self::DenoiseRnnoise),
+            _ => match s.strip_prefix("target:") {
+                Some(name) if !name.is_empty() => Ok(Self::Target(name.to_string())),
+                _ => Err(Error::InvalidInput(format!(
+                    "unknown enhancement '{s}': use denoise (GTCRN), denoise:rnnoise or target:NAME (a speaker enrolled with `hark enroll`)"
+                ))),
+            },
+        }
+    }
+}
+
+/// A loaded enhancement model that makes one [`Enhancer`] per stream (the weights are shared).
+#[derive(Clone)]
+pub enum EnhancerFactory {
+    Gtcrn(Arc<gtcrn::Gtcrn>),
+    Rnnoise,
+}
+
+impl EnhancerFactory {
+    /// Loads what `mode` needs, installing the model on first use.
+    pub fn load(mode: &EnhanceMode) -> Result<Self> {
+        match mode {
+            EnhanceMode::Denoise => Ok(Self::Gtcrn(Arc::new(gtcrn::Gtcrn::load(&crate::models::resolve("gtcrn")?)?))),
+            EnhanceMode::DenoiseRnnoise => Ok(Self::Rnnoise),
+            EnhanceMode::Target(name) => Err(Error::InvalidInput(format!("target:{name}: target-speaker extraction is not built yet"))),
+        }
+    }
+
+    pub fn make(&self) -> Box<dyn Enhancer> {
+        match self {
+            Self::Gtcrn(model) => Box::new(gtcrn::GtcrnEnhancer::new(model.clone())),
+            Self::Rnnoise => Box::new(rnnoise::RnnoiseEnhancer::new()),
+        }
+    }
+}
+
+/// Streams a recording through an enhancer into a 16 kHz WAV file, chunk by chunk. The file is
+/// written beside `output` under a temporary name and renamed when complete, so a failure or an
+/// interruption never leaves a half-written file. `progress(seconds_done)` is called per chunk
+/// and returns false to stop (Ctrl-C): then nothing is written.
+pub fn enhance_file(input: &std::path::Path, output: &std::path::Path, enhancer: &mut dyn Enhancer, mut progress: impl FnMut(f64) -> bool) -> Result<f64> {
+    let mut source = crate::audio::FileSource::open(input)?;
+    let mut writer = WavOut::create(output)?;
+    let mut received = 0usize;
+    while let Some(chunk) = source.next_chunk()? {
+        received += chunk.len();
+        writer.write(&enhancer.process(&chunk))?;
+        if !progress(received as f64 / crate::audio::SAMPLE_RATE as f64) {
+            return Err(Error::InvalidInput("interrupted; no output written".into()));
+        }
+    }
+    if received == 0 {
+        return Err(Error::EmptyAudio);
+    }
+    writer.write(&enhancer.finish())?;
+    writer.commit()?;
+    Ok(received as f64 / crate::audio::SAMPLE_RATE as f64)
+}
+
+/// A 16-bit WAV file written under a temporary name beside its destination, renamed into place
+/// only by `commit` (dropped uncommitted, it is deleted).
+pub struct WavOut {
+    writer: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
+    temp: tempfile::TempPath,
+    path: std::path::PathBuf,
+}
+
+impl WavOut {
+    pub fn create(path: &std::path::Path) -> Result<Self> {
+        Self::with_rate(path, crate::audio::SAMPLE_RATE)
+    }
+
+    pub fn with_rate(path: &std::path::Path, rate: u32) -> Result<Self> {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let file = tempfile::Builder::new().prefix(".hark-").suffix(".wav.part").tempfile_in(dir).map_err(|e| Error::io(path, e))?;
+        let (file, temp) = file.into_parts();
+        let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let writer = hound::WavWriter::new(std::io::BufWriter::new(file), spec).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+        Ok(Self { writer, temp, path: path.to_path_buf() })
+    }
+
+    pub fn write(&mut self, samples: &[f32]) -> Result<()> {
+        for &s in samples {
+            self.writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
+        }
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<()> {
+        self.writer.finalize().map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
+        self.temp.persist(&self.path).map_err(|e| Error::io(&self.path, e.error))?;
+        Ok(())
     }
 }

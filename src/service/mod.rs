@@ -68,11 +68,14 @@ fn notify(states: &[sd_notify::NotifyState]) {
     }
 }
 
-pub fn serve(config_path: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<i32> {
+pub fn serve(config_path: Option<PathBuf>, listen: Option<String>, enhance: Option<crate::separation::EnhanceMode>) -> anyhow::Result<i32> {
     let mut config = Config::load(config_path.as_deref())?;
     if let Some(l) = listen {
         config.server.listen = l;
         config.validate().map_err(anyhow::Error::msg)?;
+    }
+    if let Some(e) = enhance {
+        config.recognition.enhance = Some(e.to_string());
     }
     let (engines, _) = crate::cli::live_setup(&config)?;
     let whisper = match &engines.whisper {

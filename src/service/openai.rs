@@ -87,10 +87,11 @@ async fn handle(state: &Arc<AppState>, headers: &HeaderMap, multipart: Result<Mu
     }
     let (tmp, name) = file.ok_or_else(|| bad("the request has no 'file' field".into()))?;
     let recognizer = Recognizer::Whisper(state.whisper.clone(), Default::default());
+    let enhancer = state.engines.enhancer.clone();
     let started = Instant::now();
     let path = tmp.path().to_path_buf();
     let result = tokio::task::spawn_blocking(move || {
-        let r = transcribe_file(&path, &recognizer);
+        let r = transcribe_file(&path, &recognizer, enhancer.as_ref());
         drop(tmp);
         r
     })

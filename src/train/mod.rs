@@ -644,7 +644,7 @@ fn dev_wer(model_dir: &Path, manifest: &Path, mode: Lookahead, n: usize) -> anyh
     let rec = Recognizer::Transducer(engine, TransducerOptions { lookahead: mode, search: SearchMode::Greedy { max_symbols: 3 }, ..Default::default() });
     let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
     let mut hyps = vec![String::new(); paths.len()];
-    transcribe_files(&paths, &rec, 2, |o| {
+    transcribe_files(&paths, &rec, None, 2, |o| {
         if let Ok(t) = o.result {
             hyps[o.index] = t.text;
         }
