@@ -95,6 +95,22 @@ pub enum DataCommand {
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Denoisers on speech in noise: SI-SDR and Whisper WER at 0/5/10 dB SNR, RTF on one thread,
+    /// latency.
+    Denoise {
+        /// Clean recordings with transcripts.
+        #[arg(long, default_value = "../shared/speech/dev-real/manifest.tsv")]
+        manifest: PathBuf,
+        /// Folder of noise WAVs.
+        #[arg(long, default_value = "../shared/speech/separation/sources-16k/noise")]
+        noise: PathBuf,
+        /// SNRs in dB, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0,5,10")]
+        snr: Vec<f64>,
+        /// Whisper model for the WER.
+        #[arg(long, default_value = "whisper-tiny.en")]
+        whisper: String,
+    },
     /// Text-to-speech speed: `hark say` of a text (one process, voice load included) over the
     /// audio's duration, and time to first audio for each sentence with the voice loaded.
     Tts {
@@ -358,6 +374,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Serve(a) => crate::service::serve(a.config, a.listen, a.enhance),
+        Command::Bench { command: BenchCommand::Denoise { manifest, noise, snr, whisper } } => {
+            crate::bench::denoise::run(crate::bench::denoise::DenoiseBench { manifest, noise, snrs: snr, whisper })?;
+            Ok(0)
+        }
         Command::Bench { command: BenchCommand::Tts { text, runs } } => {
             crate::bench::tts::run(crate::bench::tts::TtsBench { text, runs })?;
             Ok(0)
@@ -407,7 +427,7 @@ fn parse_lookahead(s: &str) -> Result<Lookahead, String> {
     s.parse()
 }
 
-fn default_jobs() -> usize {
+pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 

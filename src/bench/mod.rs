@@ -2,6 +2,7 @@
 //! mode on 1 and 2 threads, and resident memory over a long stream. Each measurement runs in a
 //! child process so that its thread count is fixed before any thread pool starts.
 
+pub mod denoise;
 pub mod live;
 pub mod serve;
 pub mod tts;
