@@ -47,8 +47,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
-    /// Train the transducer (see models/README.md for the recipes).
+    /// Train the transducer, or with `separation` the two-speaker separator (see
+    /// models/README.md for the recipes).
     Train {
+        /// What to train.
+        #[arg(value_enum, default_value = "transducer")]
+        what: TrainTarget,
         /// Training configuration (TOML).
         #[arg(long)]
         config: PathBuf,
@@ -69,6 +73,14 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum TrainTarget {
+    /// The streaming ANCAT transducer.
+    Transducer,
+    /// The two-speaker separator.
+    Separation,
 }
 
 #[derive(Subcommand)]
@@ -110,6 +122,9 @@ pub enum BenchCommand {
         /// Whisper model for the WER.
         #[arg(long, default_value = "whisper-tiny.en")]
         whisper: String,
+        /// Also run GTCRN with these shares of the input added back (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        dry: Vec<f32>,
     },
     /// Text-to-speech speed: `hark say` of a text (one process, voice load included) over the
     /// audio's duration, and time to first audio for each sentence with the voice loaded.
@@ -374,8 +389,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Serve(a) => crate::service::serve(a.config, a.listen, a.enhance),
-        Command::Bench { command: BenchCommand::Denoise { manifest, noise, snr, whisper } } => {
-            crate::bench::denoise::run(crate::bench::denoise::DenoiseBench { manifest, noise, snrs: snr, whisper })?;
+        Command::Bench { command: BenchCommand::Denoise { manifest, noise, snr, whisper, dry } } => {
+            crate::bench::denoise::run(crate::bench::denoise::DenoiseBench { manifest, noise, snrs: snr, whisper, dry })?;
             Ok(0)
         }
         Command::Bench { command: BenchCommand::Tts { text, runs } } => {
@@ -404,8 +419,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{n} utterances rendered; manifest: {}", out.join("manifest.tsv").display());
             Ok(0)
         }
-        Command::Train { config, calibrate: true, .. } => {
+        Command::Train { what: TrainTarget::Transducer, config, calibrate: true, .. } => {
             crate::train::calibrate_only(&config)?;
+            Ok(0)
+        }
+        Command::Train { what: TrainTarget::Separation, config, resume, calibrate } => {
+            if calibrate {
+                bail!("--calibrate applies to the transducer only");
+            }
+            crate::train::separation::train(&config, resume)?;
             Ok(0)
         }
         Command::Train { config, resume, .. } => {

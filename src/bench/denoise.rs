@@ -14,13 +14,15 @@ use crate::audio::{FileSource, SAMPLE_RATE, write_wav};
 use crate::eval::{read_manifest, wer_counts};
 use crate::pipeline::{Recognizer, transcribe_files};
 use crate::separation::metrics::{mix_at_snr, si_sdr};
-use crate::separation::{EnhanceMode, EnhancerFactory};
+use crate::separation::{EnhanceMode, Enhancer, EnhancerFactory};
 
 pub struct DenoiseBench {
     pub manifest: PathBuf,
     pub noise: PathBuf,
     pub snrs: Vec<f64>,
     pub whisper: String,
+    /// Also run GTCRN with these shares of the noisy input added back.
+    pub dry: Vec<f32>,
 }
 
 struct Condition {
@@ -103,6 +105,10 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
         for (mode, factory) in denoisers.iter().zip(&factories) {
             let audio = noisy.iter().map(|x| factory.make().enhance_all(x)).collect();
             conditions.push(Condition { name: mode.to_string(), audio });
+        }
+        for &dry in &b.dry {
+            let audio = noisy.iter().map(|x| crate::separation::DryMix::new(factories[0].make(), dry).enhance_all(x)).collect();
+            conditions.push(Condition { name: format!("denoise + {dry} × input"), audio });
         }
         let sdr = |audio: &[Vec<f32>]| audio.iter().zip(&clean).map(|(a, c)| si_sdr(a, c)).sum::<f64>() / audio.len() as f64;
         let noisy_sdr = sdr(&conditions[0].audio);

@@ -4,6 +4,7 @@
 
 pub mod gtcrn;
 pub mod metrics;
+pub mod mossformer;
 pub mod rnnoise;
 pub mod stft;
 
@@ -149,5 +150,47 @@ impl WavOut {
         self.writer.finalize().map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
         self.temp.persist(&self.path).map_err(|e| Error::io(&self.path, e.error))?;
         Ok(())
+    }
+}
+
+/// An enhancer's output with a share of its input added back ("observation adding", Iwamoto
+/// et al. 2022): recognisers suffer more from a denoiser's artifacts than from moderate noise, and
+/// a little of the original signal masks the artifacts.
+pub struct DryMix {
+    inner: Box<dyn Enhancer>,
+    dry: f32,
+    /// Input not yet matched by output (the output is aligned with the input).
+    input: std::collections::VecDeque<f32>,
+}
+
+impl DryMix {
+    pub fn new(inner: Box<dyn Enhancer>, dry: f32) -> Self {
+        Self { inner, dry, input: Default::default() }
+    }
+
+    fn mix(&mut self, mut out: Vec<f32>) -> Vec<f32> {
+        for v in &mut out {
+            *v += self.dry * self.input.pop_front().unwrap_or(0.0);
+        }
+        out
+    }
+}
+
+impl Enhancer for DryMix {
+    fn process(&mut self, input: &[f32]) -> Vec<f32> {
+        self.input.extend(input);
+        let out = self.inner.process(input);
+        self.mix(out)
+    }
+
+    fn finish(&mut self) -> Vec<f32> {
+        let out = self.inner.finish();
+        let out = self.mix(out);
+        self.input.clear();
+        out
+    }
+
+    fn latency_samples(&self) -> usize {
+        self.inner.latency_samples()
     }
 }

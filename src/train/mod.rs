@@ -10,6 +10,7 @@ pub mod augment;
 pub mod calibrate;
 pub mod layers;
 pub mod rnnt;
+pub mod separation;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
