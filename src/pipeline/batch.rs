@@ -47,7 +47,7 @@ pub fn transcribe_file(path: &Path, recognizer: &Recognizer, enhance: Option<&En
     let (enhancer, audio_rx) = match enhance {
         Some(factory) => {
             let (enhanced_tx, enhanced_rx) = bounded(CHANNEL_DEPTH);
-            (Some(spawn_stage(EnhanceStage::new(factory.make()), audio_rx, enhanced_tx)), enhanced_rx)
+            (Some(spawn_stage(EnhanceStage::new(factory.make_for_recognition()), audio_rx, enhanced_tx)), enhanced_rx)
         }
         None => (None, audio_rx),
     };

@@ -75,7 +75,7 @@ impl LiveGraph {
         let (enhancer, audio_rx) = match &engines.enhancer {
             Some(factory) => {
                 let (enhanced_tx, enhanced_rx) = bounded(LIVE_CHANNEL_DEPTH);
-                (Some(spawn_stage(EnhanceStage::new(factory.make()), audio_rx, enhanced_tx)), enhanced_rx)
+                (Some(spawn_stage(EnhanceStage::new(factory.make_for_recognition()), audio_rx, enhanced_tx)), enhanced_rx)
             }
             None => (None, audio_rx),
         };
@@ -205,7 +205,7 @@ pub fn spawn_stream_recogniser(
     on_processed: impl Fn(u64, Duration) + Send + 'static,
 ) {
     let run = move || {
-        let mut enhancer = engines.enhancer.as_ref().map(|f| f.make());
+        let mut enhancer = engines.enhancer.as_ref().map(|f| f.make_for_recognition());
         let mut live = LiveTranscriber::new(engines, opts);
         let mut events = Vec::new();
         let mut audio = Vec::new();
