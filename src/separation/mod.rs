@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod mossformer;
 pub mod rnnoise;
 pub mod stft;
+pub mod voicefilter;
 
 /// A streaming enhancer of 16 kHz mono audio. Output sample i corresponds to input sample i:
 /// `process` hands out what is final (it lags the input by at most the latency) and `finish`
@@ -82,6 +83,8 @@ pub const RECOGNITION_DRY_MIX: f32 = 0.3;
 pub enum EnhancerFactory {
     Gtcrn(Arc<gtcrn::Gtcrn>),
     Rnnoise,
+    /// VoiceFilter-Lite with one enrolled speaker's embedding.
+    Target(Arc<voicefilter::VoiceFilter>, Arc<Vec<f32>>),
 }
 
 impl EnhancerFactory {
@@ -90,7 +93,12 @@ impl EnhancerFactory {
         match mode {
             EnhanceMode::Denoise => Ok(Self::Gtcrn(Arc::new(gtcrn::Gtcrn::load(&crate::models::resolve("gtcrn")?)?))),
             EnhanceMode::DenoiseRnnoise => Ok(Self::Rnnoise),
-            EnhanceMode::Target(name) => Err(Error::InvalidInput(format!("target:{name}: target-speaker extraction is not built yet"))),
+            EnhanceMode::Target(name) => {
+                // The speaker first: a missing enrolment is the user's to fix, before any install.
+                let speaker = voicefilter::load_speaker(name)?;
+                let model = voicefilter::VoiceFilter::load(&crate::models::resolve("voicefilter-lite")?)?;
+                Ok(Self::Target(Arc::new(model), Arc::new(speaker.embedding)))
+            }
         }
     }
 
@@ -99,6 +107,8 @@ impl EnhancerFactory {
     pub fn make_for_recognition(&self) -> Box<dyn Enhancer> {
         match self {
             Self::Gtcrn(_) | Self::Rnnoise => Box::new(DryMix::new(self.make(), RECOGNITION_DRY_MIX)),
+            // VoiceFilter-Lite blends with its input itself (adaptive suppression).
+            Self::Target(..) => self.make(),
         }
     }
 
@@ -107,6 +117,7 @@ impl EnhancerFactory {
         match self {
             Self::Gtcrn(model) => Box::new(gtcrn::GtcrnEnhancer::new(model.clone())),
             Self::Rnnoise => Box::new(rnnoise::RnnoiseEnhancer::new()),
+            Self::Target(model, embedding) => Box::new(voicefilter::VoiceFilterEnhancer::new(model.clone(), embedding).expect("embeddings are checked when loaded")),
         }
     }
 }
