@@ -4,6 +4,7 @@
 
 pub mod denoise;
 pub mod live;
+pub mod separation;
 pub mod serve;
 pub mod tts;
 

@@ -63,7 +63,8 @@ impl FromStr for EnhanceMode {
             _ => match s.strip_prefix("target:") {
                 Some(name) if !name.is_empty() => Ok(Self::Target(name.to_string())),
                 _ => Err(Error::InvalidInput(format!(
-                    "unknown enhancement '{s}': use denoise (GTCRN), denoise:rnnoise or target:NAME (a speaker enrolled with `hark enroll`)"
+                    "unknown enhancement '{s}': use denoise (GTCRN), denoise:rnnoise or target:NAME (a speaker enrolled with `hark enroll`){}",
+                    if s == "two-speakers" { "; two-speakers is for `hark separate` (two outputs), not in front of recognition" } else { "" }
                 ))),
             },
         }
@@ -120,6 +121,40 @@ impl EnhancerFactory {
             Self::Target(model, embedding) => Box::new(voicefilter::VoiceFilterEnhancer::new(model.clone(), embedding).expect("embeddings are checked when loaded")),
         }
     }
+}
+
+/// Splits a recording of two talkers into `dir/speaker-1.wav` and `dir/speaker-2.wav` (16 kHz),
+/// each as long as the input. Returns the recording's duration in seconds.
+pub fn separate_file(input: &std::path::Path, dir: &std::path::Path) -> Result<f64> {
+    let model = mossformer::TwoSpeakerSeparator::load(&mossformer::resolve_separator()?)?;
+    let audio = crate::audio::FileSource::open(input)?.read_all()?;
+    if audio.is_empty() {
+        return Err(Error::EmptyAudio);
+    }
+    let rate = model.config.sample_rate;
+    let resample = |x: &[f32], from: u32, to: u32| -> Result<Vec<f32>> {
+        let mut r = crate::audio::Resampler::new(from, to)?;
+        let mut out = Vec::new();
+        r.process(x, &mut out)?;
+        r.finish(&mut out)?;
+        Ok(out)
+    };
+    let low = resample(&audio, crate::audio::SAMPLE_RATE, rate)?;
+    let parts = model.separate_long(&low)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Both files are complete before either is renamed into place.
+    let mut outs = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let mut wav = WavOut::create(&dir.join(format!("speaker-{}.wav", i + 1)))?;
+        let mut back = resample(part, rate, crate::audio::SAMPLE_RATE)?;
+        back.resize(audio.len(), 0.0);
+        wav.write(&back)?;
+        outs.push(wav);
+    }
+    for wav in outs {
+        wav.commit()?;
+    }
+    Ok(audio.len() as f64 / crate::audio::SAMPLE_RATE as f64)
 }
 
 /// Streams a recording through an enhancer into a 16 kHz WAV file, chunk by chunk. The file is

@@ -246,3 +246,67 @@ impl TwoSpeakerSeparator {
         Ok((0..self.config.speakers).map(|s| y.get(s).and_then(|t| t.to_vec1::<f32>())).collect::<candle_core::Result<_>>()?)
     }
 }
+
+/// Where the shipped separator lives: `$HARK_MODELS/separator-2spk` if installed there, else the
+/// repository's `models/separator-2spk` (committed, as the training issue asks).
+pub const DEFAULT_SEPARATOR: &str = "separator-2spk";
+
+pub fn resolve_separator() -> Result<std::path::PathBuf> {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(DEFAULT_SEPARATOR);
+    for dir in [crate::models::model_root().join(DEFAULT_SEPARATOR), shipped] {
+        if dir.join("config.json").is_file() && dir.join("model.safetensors").is_file() {
+            return Ok(dir);
+        }
+    }
+    Err(Error::Model(format!("the two-speaker separator is missing: train it with models/train/make-separator-2spk.sh (it is written to models/{DEFAULT_SEPARATOR})")))
+}
+
+/// Seconds per piece when a long recording is separated piece by piece, and their overlap.
+const PIECE_S: usize = 20;
+const OVERLAP_S: usize = 2;
+
+impl TwoSpeakerSeparator {
+    /// Separates a recording of any length: pieces of 20 s overlapping by 2 s, each piece's two
+    /// outputs put in the order that best continues the previous piece (correlation over the
+    /// overlap), then cross-faded. Memory stays that of one piece.
+    pub fn separate_long(&self, mixture: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let rate = self.config.sample_rate as usize;
+        let (piece, overlap) = (PIECE_S * rate, OVERLAP_S * rate);
+        if mixture.len() <= piece {
+            return self.separate(mixture);
+        }
+        let mut out = vec![Vec::with_capacity(mixture.len()); 2];
+        let mut start = 0;
+        loop {
+            let end = (start + piece).min(mixture.len());
+            let mut parts = self.separate(&mixture[start..end])?;
+            if start > 0 {
+                let tail = |x: &Vec<f32>| x[x.len() - overlap..].to_vec();
+                let (a0, a1) = (tail(&out[0]), tail(&out[1]));
+                let corr = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+                let head = |x: &Vec<f32>| x[..overlap].to_vec();
+                let (b0, b1) = (head(&parts[0]), head(&parts[1]));
+                if corr(&a0, &b1) + corr(&a1, &b0) > corr(&a0, &b0) + corr(&a1, &b1) {
+                    parts.swap(0, 1);
+                }
+                for (o, p) in out.iter_mut().zip(&parts) {
+                    let n = o.len();
+                    for i in 0..overlap {
+                        let fade = (i as f32 + 0.5) / overlap as f32;
+                        o[n - overlap + i] = o[n - overlap + i] * (1.0 - fade) + p[i] * fade;
+                    }
+                    o.extend_from_slice(&p[overlap..]);
+                }
+            } else {
+                for (o, p) in out.iter_mut().zip(parts) {
+                    o.extend(p);
+                }
+            }
+            if end == mixture.len() {
+                break;
+            }
+            start = end - overlap;
+        }
+        Ok(out)
+    }
+}
