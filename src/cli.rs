@@ -144,6 +144,9 @@ pub enum BenchCommand {
         /// Also run GTCRN with these shares of the input added back (comma-separated).
         #[arg(long, value_delimiter = ',')]
         dry: Vec<f32>,
+        /// Only the speed figures.
+        #[arg(long)]
+        speed_only: bool,
     },
     /// Text-to-speech speed: `hark say` of a text (one process, voice load included) over the
     /// audio's duration, and time to first audio for each sentence with the voice loaded.
@@ -425,8 +428,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Serve(a) => crate::service::serve(a.config, a.listen, a.enhance),
-        Command::Bench { command: BenchCommand::Denoise { manifest, noise, snr, whisper, dry } } => {
-            crate::bench::denoise::run(crate::bench::denoise::DenoiseBench { manifest, noise, snrs: snr, whisper, dry })?;
+        Command::Bench { command: BenchCommand::Denoise { manifest, noise, snr, whisper, dry, speed_only } } => {
+            crate::bench::denoise::run(crate::bench::denoise::DenoiseBench { manifest, noise, snrs: snr, whisper, dry, speed_only })?;
             Ok(0)
         }
         Command::Bench { command: BenchCommand::Separation { libri2mix, sources, model } } => {

@@ -23,6 +23,8 @@ pub struct DenoiseBench {
     pub whisper: String,
     /// Also run GTCRN with these shares of the noisy input added back.
     pub dry: Vec<f32>,
+    /// Only the speed figures (no mixtures, no Whisper).
+    pub speed_only: bool,
 }
 
 struct Condition {
@@ -75,6 +77,9 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
     let speech: Vec<Vec<f32>> = entries.iter().map(|e| read(&e.path)).collect::<anyhow::Result<_>>()?;
     let denoisers = [EnhanceMode::Denoise, EnhanceMode::DenoiseRnnoise];
     let factories: Vec<EnhancerFactory> = denoisers.iter().map(EnhancerFactory::load).collect::<crate::Result<_>>()?;
+    if b.speed_only {
+        return speed(&speech, &denoisers, &factories);
+    }
     let whisper = crate::asr::whisper::WhisperEngine::load(&crate::models::resolve(&b.whisper)?)?;
     let recognizer = Recognizer::Whisper(whisper, Default::default());
     let tmp = tempfile::tempdir()?;
@@ -130,10 +135,14 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
             }
         }
     }
-    // Speed on one thread: this loop is the only thread working.
+    speed(&speech, &denoisers, &factories)
+}
+
+/// Each denoiser's RTF on one thread (this loop is the only thread working) and output lag.
+fn speed(speech: &[Vec<f32>], denoisers: &[EnhanceMode], factories: &[EnhancerFactory]) -> anyhow::Result<()> {
     let audio: Vec<f32> = speech.concat();
     let seconds = audio.len() as f64 / SAMPLE_RATE as f64;
-    for (mode, factory) in denoisers.iter().zip(&factories) {
+    for (mode, factory) in denoisers.iter().zip(factories) {
         let mut enhancer = factory.make();
         let block = SAMPLE_RATE as usize / 100;
         let (mut received, mut emitted, mut worst_lag) = (0usize, 0usize, 0usize);
