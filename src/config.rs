@@ -132,5 +132,9 @@ mod tests {
         assert!(c.validate().unwrap_err().contains("sideways"));
         let c: Config = toml::from_str("[endpoint]\nthreshold = 2.0").unwrap();
         assert!(c.validate().is_err());
+        let c: Config = toml::from_str("[recognition]\nenhance = \"louder\"").unwrap();
+        assert!(c.validate().unwrap_err().contains("recognition.enhance"));
+        let c: Config = toml::from_str("[recognition]\nenhance = \"target:alice\"").unwrap();
+        assert_eq!(c.recognition.enhance().unwrap(), Some(crate::separation::EnhanceMode::Target("alice".into())));
     }
 }
