@@ -52,7 +52,7 @@ mod mix_tests {
     #[test]
     fn mixes_at_the_asked_snr() {
         let s: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.05).sin()).collect();
-        let n: Vec<f32> = (0..7_000).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0)).collect();
+        let n: Vec<f32> = (0..7_000).map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0).collect();
         let mix = mix_at_snr(&s, &n, 5.0, 123);
         let noise: Vec<f32> = mix.iter().zip(&s).map(|(m, s)| m - s).collect();
         let p = |x: &[f32]| x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();

@@ -275,7 +275,7 @@ impl TwoSpeakerSeparator {
         if mixture.len() <= piece {
             return self.separate(mixture);
         }
-        let mut out = vec![Vec::with_capacity(mixture.len()); 2];
+        let mut out: Vec<Vec<f32>> = (0..2).map(|_| Vec::with_capacity(mixture.len())).collect();
         let mut start = 0;
         loop {
             let end = (start + piece).min(mixture.len());

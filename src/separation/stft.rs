@@ -35,7 +35,7 @@ impl StreamingStft {
     /// `window` is applied at analysis and at synthesis (e.g. the square root of a Hann window).
     pub fn new(n_fft: usize, hop: usize, window: Vec<f32>) -> Self {
         assert_eq!(window.len(), n_fft);
-        assert!(hop <= n_fft / 2 && n_fft % 2 == 0);
+        assert!(hop <= n_fft / 2 && n_fft.is_multiple_of(2));
         let mut planner = RealFftPlanner::new();
         Self {
             n_fft,

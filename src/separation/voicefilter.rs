@@ -410,8 +410,8 @@ impl VoiceFilterEnhancer {
         self.audio.drain(..HOP);
         self.audio.extend_from_slice(hop);
         let mut frame = vec![0f32; N_FFT];
-        for i in 0..WIN {
-            frame[i] = self.audio[BUFFER - N_FFT + i] * self.hann[i];
+        for ((f, &x), &w) in frame.iter_mut().zip(&self.audio[BUFFER - N_FFT..]).zip(&self.hann) {
+            *f = x * w;
         }
         let mut spec = self.fft.make_output_vec();
         self.fft.process(&mut frame, &mut spec).expect("FFT sizes are fixed");
@@ -581,6 +581,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn pseudo_inverse_inverts_a_well_conditioned_matrix_and_drops_tiny_directions() {
         let a = vec![vec![2.0, 0.0, 1.0], vec![0.0, 1.0, 0.0]];
         let p = pseudo_inverse(&a, 1e-6); // [3][2]

@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn pit_picks_the_better_order_and_matches_the_metric() {
         let a: Vec<f32> = (0..800).map(|i| (i as f32 * 0.07).sin()).collect();
-        let b: Vec<f32> = (0..800).map(|i| ((i * 7919 % 97) as f32 / 48.0 - 1.0)).collect();
+        let b: Vec<f32> = (0..800).map(|i| (i * 7919 % 97) as f32 / 48.0 - 1.0).collect();
         let refs = Tensor::from_vec([a.clone(), b.clone()].concat(), (1, 2, 800), &Device::Cpu).unwrap();
         let noisy_b: Vec<f32> = b.iter().zip(&a).map(|(x, y)| x + 0.1 * y).collect();
         let swapped = Tensor::from_vec([noisy_b.clone(), a.clone()].concat(), (1, 2, 800), &Device::Cpu).unwrap();
@@ -314,7 +314,8 @@ mod tests {
             x.iter().map(|v| v - m).collect::<Vec<f32>>()
         };
         let expected_b = crate::separation::metrics::si_sdr(&mean_removed(&noisy_b), &mean_removed(&b)) as f32;
-        let perfect = si_snr(&Tensor::new(&[a.clone()], &Device::Cpu).unwrap(), &Tensor::new(&[a.clone()], &Device::Cpu).unwrap()).unwrap().to_vec1::<f32>().unwrap()[0];
+        let row = Tensor::from_vec(a.clone(), (1, 800), &Device::Cpu).unwrap();
+        let perfect = si_snr(&row, &row).unwrap().to_vec1::<f32>().unwrap()[0];
         assert!((got - (expected_b + perfect) / 2.0).abs() < 0.05, "{got} vs {}", (expected_b + perfect) / 2.0);
     }
 }
