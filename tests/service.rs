@@ -463,3 +463,17 @@ fn openai_speech_endpoint_streams_sentence_by_sentence() {
     assert!(metric("hark_speech_total") >= 3.0, "{metrics}");
     assert!(metric("hark_speech_seconds_total") > 3.0, "{metrics}");
 }
+
+#[test]
+fn a_denoiser_in_front_of_every_stream() {
+    let server = Server::start("[recognition]\nenhance = \"denoise\"\n", &[]);
+    let events = stream_file(&server, &common::fixture("speech-16k-mono.wav"), 4.0);
+    let text = common::words(&finals(&events));
+    assert!(text.contains("glad to see you again"), "{events:?}");
+    // A config asking for an unknown enhancement does not start.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[recognition]\nenhance = \"louder\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hark")).args(["serve", "--listen", "127.0.0.1:0", "--config"]).arg(&path).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("recognition.enhance"), "{}", String::from_utf8_lossy(&out.stderr));
+}
