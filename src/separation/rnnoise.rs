@@ -85,8 +85,8 @@ impl Enhancer for RnnoiseEnhancer {
         let mut out = Vec::new();
         self.down.process(&high, &mut out).expect("resampling");
         self.down.finish(&mut out).expect("resampling");
-        out.truncate(self.received.saturating_sub(self.emitted));
-        out.resize(self.received - self.emitted, 0.0);
+        let missing = self.received.saturating_sub(self.emitted);
+        out.resize(missing, 0.0);
         *self = Self::new();
         out
     }

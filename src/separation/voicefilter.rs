@@ -516,10 +516,9 @@ impl Enhancer for VoiceFilterEnhancer {
     }
 
     fn finish(&mut self) -> Vec<f32> {
-        let missing = self.received - self.emitted;
+        let missing = self.received.saturating_sub(self.emitted);
         let padding = (HOP - self.pending.len() % HOP) % HOP + LAG.div_ceil(HOP) * HOP;
         let mut out = self.run(&vec![0.0; padding]).expect("VoiceFilter-Lite step");
-        out.truncate(missing);
         out.resize(missing, 0.0);
         let fresh = Self::new(self.model.clone(), &self.dvec.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("embedding")).expect("same shapes");
         *self = fresh;
