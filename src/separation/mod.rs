@@ -9,6 +9,11 @@ pub mod rnnoise;
 pub mod stft;
 pub mod voicefilter;
 
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
 /// A streaming enhancer of 16 kHz mono audio. Output sample i corresponds to input sample i:
 /// `process` hands out what is final (it lags the input by at most the latency) and `finish`
 /// the rest, so the whole output is exactly as long as the input. After `finish` the enhancer
@@ -26,11 +31,6 @@ pub trait Enhancer: Send {
         out
     }
 }
-
-use std::str::FromStr;
-use std::sync::Arc;
-
-use crate::error::{Error, Result};
 
 /// What an `--enhance` / `--mode` argument asks for in front of recognition.
 #[derive(Debug, Clone, PartialEq, Eq)]
