@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use crate::audio::{FileSource, SAMPLE_RATE, write_wav};
 use crate::eval::{read_manifest, wer_counts};
 use crate::pipeline::{Recognizer, transcribe_files};
-use crate::separation::metrics::{mix_at_snr, si_sdr};
+use crate::separation::metrics::si_sdr;
+use crate::train::augment::add_noise;
 use crate::separation::{EnhanceMode, Enhancer, EnhancerFactory};
 
 pub struct DenoiseBench {
@@ -110,7 +111,9 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
             for (j, n) in noises.iter().enumerate() {
                 // A different stretch of each noise for each recording, the same for every run.
                 let offset = (i * 7919 * 16 + j * 104_729) % n.len();
-                noisy.push(mix_at_snr(s, n, snr, offset));
+                let mut mixed = s.clone();
+                add_noise(&mut mixed, n, offset, snr as f32);
+                noisy.push(mixed);
             }
         }
         let mut conditions = vec![Condition { name: "noisy".into(), audio: noisy.clone() }];

@@ -34,28 +34,3 @@ mod tests {
         assert!((si_sdr(&mix, &s)).abs() < 0.2, "{}", si_sdr(&mix, &s));
     }
 }
-
-/// `speech` with `noise` added at `snr_db` (signal-to-noise power ratio over the speech's
-/// length); the noise is read from `offset` on, wrapping around if it is shorter than the speech.
-pub fn mix_at_snr(speech: &[f32], noise: &[f32], snr_db: f64, offset: usize) -> Vec<f32> {
-    assert!(!noise.is_empty());
-    let segment: Vec<f32> = (0..speech.len()).map(|i| noise[(offset + i) % noise.len()]).collect();
-    let power = |x: &[f32]| x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / x.len().max(1) as f64;
-    let gain = (power(speech) / (power(&segment) + 1e-20) / 10f64.powf(snr_db / 10.0)).sqrt() as f32;
-    speech.iter().zip(&segment).map(|(s, n)| s + gain * n).collect()
-}
-
-#[cfg(test)]
-mod mix_tests {
-    use super::*;
-
-    #[test]
-    fn mixes_at_the_asked_snr() {
-        let s: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.05).sin()).collect();
-        let n: Vec<f32> = (0..7_000).map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0).collect();
-        let mix = mix_at_snr(&s, &n, 5.0, 123);
-        let noise: Vec<f32> = mix.iter().zip(&s).map(|(m, s)| m - s).collect();
-        let p = |x: &[f32]| x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
-        assert!((10.0 * (p(&s) / p(&noise)).log10() - 5.0).abs() < 1e-3);
-    }
-}
