@@ -55,6 +55,15 @@ impl Resampler {
         })
     }
 
+    /// A whole signal at once: `round(len · to / from)` samples, aligned with the input.
+    pub fn resample_all(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>> {
+        let mut r = Self::new(from_hz, to_hz)?;
+        let mut out = Vec::with_capacity((samples.len() as f64 * r.ratio) as usize + 1);
+        r.process(samples, &mut out)?;
+        r.finish(&mut out)?;
+        Ok(out)
+    }
+
     pub fn ratio(&self) -> f64 {
         self.ratio
     }

@@ -36,14 +36,6 @@ fn read_native(path: &Path) -> anyhow::Result<(u32, Vec<f32>)> {
     Ok((rate, out))
 }
 
-fn resample(x: &[f32], from: u32, to: u32) -> anyhow::Result<Vec<f32>> {
-    let mut r = Resampler::new(from, to)?;
-    let mut out = Vec::new();
-    r.process(x, &mut out)?;
-    r.finish(&mut out)?;
-    Ok(out)
-}
-
 /// SI-SDR improvement of two estimates over the mixture, in the better order (mean of the two).
 fn pit_improvement(est: &[Vec<f32>], refs: [&[f32]; 2], mix: &[f32]) -> f64 {
     let gain = |e: &[f32], r: &[f32]| si_sdr(e, r) - si_sdr(mix, r);
@@ -72,8 +64,8 @@ pub fn run(b: SeparationBench) -> anyhow::Result<()> {
         let (r_mix, mix) = read_native(&ex.join("mixture.wav"))?;
         let (_, s0) = read_native(&ex.join("s0.wav"))?;
         let (_, s1) = read_native(&ex.join("s1.wav"))?;
-        let mix = if r_mix == rate { mix } else { resample(&mix, r_mix, rate)? };
-        let (s0, s1) = if r_mix == rate { (s0, s1) } else { (resample(&s0, r_mix, rate)?, resample(&s1, r_mix, rate)?) };
+        // (Equal rates pass through unchanged.)
+        let (mix, s0, s1) = (Resampler::resample_all(&mix, r_mix, rate)?, Resampler::resample_all(&s0, r_mix, rate)?, Resampler::resample_all(&s1, r_mix, rate)?);
         let started = Instant::now();
         let est = separator.separate_long(&mix)?;
         compute_s += started.elapsed().as_secs_f64();
@@ -114,8 +106,8 @@ pub fn run(b: SeparationBench) -> anyhow::Result<()> {
         let base = si_sdr(&mixture, clean);
         let vf_gain = si_sdr(&out, clean) - base;
         // The blind separator at its rate: the better of its outputs against the target.
-        let low_mix = resample(&mixture, crate::audio::SAMPLE_RATE, rate)?;
-        let low_clean = resample(clean, crate::audio::SAMPLE_RATE, rate)?;
+        let low_mix = Resampler::resample_all(&mixture, crate::audio::SAMPLE_RATE, rate)?;
+        let low_clean = Resampler::resample_all(clean, crate::audio::SAMPLE_RATE, rate)?;
         let est = separator.separate_long(&low_mix)?;
         let blind_gain = est.iter().map(|e| si_sdr(e, &low_clean)).fold(f64::MIN, f64::max) - si_sdr(&low_mix, &low_clean);
         vf_total += vf_gain;

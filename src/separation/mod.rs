@@ -132,13 +132,7 @@ pub fn separate_file(input: &std::path::Path, dir: &std::path::Path) -> Result<f
         return Err(Error::EmptyAudio);
     }
     let rate = model.config.sample_rate;
-    let resample = |x: &[f32], from: u32, to: u32| -> Result<Vec<f32>> {
-        let mut r = crate::audio::Resampler::new(from, to)?;
-        let mut out = Vec::new();
-        r.process(x, &mut out)?;
-        r.finish(&mut out)?;
-        Ok(out)
-    };
+    let resample = crate::audio::Resampler::resample_all;
     let low = resample(&audio, crate::audio::SAMPLE_RATE, rate)?;
     let parts = model.separate_long(&low)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

@@ -128,11 +128,7 @@ pub fn change_speed(samples: &[f32], speed: f32) -> crate::error::Result<Vec<f32
     if (speed - 1.0).abs() < 1e-6 {
         return Ok(samples.to_vec());
     }
-    let mut r = Resampler::new((16_000.0 * speed).round() as u32, 16_000)?;
-    let mut out = Vec::with_capacity((samples.len() as f32 / speed) as usize + 1);
-    r.process(samples, &mut out)?;
-    r.finish(&mut out)?;
-    Ok(out)
+    Resampler::resample_all(samples, (16_000.0 * speed).round() as u32, 16_000)
 }
 
 /// Adds `noise` (looped from `offset`) scaled so that the signal-to-noise power ratio is `snr_db`.

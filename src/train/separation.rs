@@ -95,10 +95,7 @@ fn load_sources(manifests: &[PathBuf], rate: u32) -> anyhow::Result<Vec<Source>>
         .par_iter()
         .map(|(path, speaker)| {
             let audio = crate::audio::FileSource::open(path).and_then(|s| s.read_all()).with_context(|| format!("reading {}", path.display()))?;
-            let mut samples = Vec::new();
-            let mut resampler = crate::audio::Resampler::new(crate::audio::SAMPLE_RATE, rate)?;
-            resampler.process(&audio, &mut samples)?;
-            resampler.finish(&mut samples)?;
+            let samples = crate::audio::Resampler::resample_all(&audio, crate::audio::SAMPLE_RATE, rate)?;
             Ok(Source { speaker: speaker.clone(), samples })
         })
         .collect();
