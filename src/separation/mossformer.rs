@@ -13,10 +13,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+// The differentiable LayerNorm the training code uses (candle's fused one has no backward).
+use crate::train::layers::layer_norm;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeparatorConfig {
@@ -103,12 +105,6 @@ pub fn init(c: &SeparatorConfig, seed: u64) -> Result<HashMap<String, Tensor>> {
     Ok(out)
 }
 
-fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let mean = x.mean_keepdim(D::Minus1)?;
-    let centred = x.broadcast_sub(&mean)?;
-    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    Ok(centred.broadcast_div(&(var + 1e-5)?.sqrt()?)?.broadcast_mul(w)?.broadcast_add(b)?)
-}
 
 fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let y = x.broadcast_matmul(&w.t()?)?;

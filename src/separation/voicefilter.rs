@@ -431,11 +431,7 @@ impl VoiceFilterEnhancer {
         let current = Tensor::from_slice(&log_mel, (1, N_MELS), &Device::Cpu)?;
         let f_adapt = candle_nn::ops::sigmoid(&m.alpha2.forward(&m.alpha0.forward(&current)?.relu()?)?)?.flatten_all()?.to_vec1::<f32>()?[0];
         let x = Tensor::cat(&[&Tensor::from_vec(stacked, (1, STACK * N_MELS), &Device::Cpu)?, &self.dvec], 1)?;
-        let x = m.in_proj.forward(&x)?;
-        let mean = x.mean_keepdim(1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(1)?;
-        let mut x = centred.broadcast_div(&(var + 1e-5)?.sqrt()?)?.broadcast_mul(&m.norm_weight)?.broadcast_add(&m.norm_bias)?;
+        let mut x = crate::train::layers::layer_norm(&m.in_proj.forward(&x)?, &m.norm_weight, &m.norm_bias)?;
         for (l, lstm) in m.lstm.iter().enumerate() {
             let (h, c) = lstm.step(&x, &self.h[l], &self.c[l])?;
             x = h.clone();
