@@ -506,12 +506,7 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     let mut utts = 0usize;
     let head = Head { params: &params, cfg: &model_cfg };
     for step in start..cfg.steps {
-        let lr = if step < cfg.warmup {
-            cfg.lr * (step + 1) as f64 / cfg.warmup as f64
-        } else {
-            let p = (step - cfg.warmup) as f64 / (cfg.steps - cfg.warmup).max(1) as f64;
-            cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
-        };
+        let lr = layers::warmup_cosine(cfg.lr, step, cfg.warmup, cfg.steps, 0.1);
         head_opt.set_learning_rate(lr);
         encoder_opt.set_learning_rate(lr * cfg.encoder_lr_scale);
         let zero = || Tensor::zeros((), DType::F32, &device);
@@ -565,22 +560,7 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
         }
         let step_stats = StepStats { loss: value, lookahead_ms: latency.to_scalar()?, gate_rate: gate_rate.to_scalar()? };
         let mut grads = loss.backward()?;
-        // Clip the global gradient norm.
-        let mut sq = 0f64;
-        for v in params.vars.values() {
-            if let Some(g) = grads.get(v.as_tensor()) {
-                sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-            }
-        }
-        let norm = sq.sqrt();
-        if norm > cfg.clip_norm {
-            for v in params.vars.values() {
-                let t = v.as_tensor();
-                if let Some(g) = grads.remove(t) {
-                    grads.insert(t, (g * (cfg.clip_norm / norm))?);
-                }
-            }
-        }
+        layers::clip_grad_norm(&mut grads, params.vars.values(), cfg.clip_norm)?;
         head_opt.step(&grads)?;
         encoder_opt.step(&grads)?;
         stats.push(step_stats);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{D, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -230,12 +230,7 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
     let mut recent = Vec::new();
     let started = Instant::now();
     for step in start..cfg.steps {
-        let lr = if step < cfg.warmup {
-            cfg.lr * (step + 1) as f64 / cfg.warmup as f64
-        } else {
-            let p = (step - cfg.warmup) as f64 / (cfg.steps - cfg.warmup).max(1) as f64;
-            cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
-        };
+        let lr = super::layers::warmup_cosine(cfg.lr, step, cfg.warmup, cfg.steps, 0.05);
         opt.set_learning_rate(lr);
         let (mix, reference) = batch(&sources, &cfg, &mut rng)?;
         let tensors = current();
@@ -247,20 +242,7 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
             bail!("step {step}: the loss is {value}; stopping (the last checkpoint is intact)");
         }
         let mut grads = loss.backward()?;
-        let mut sq = 0f64;
-        for v in vars.values() {
-            if let Some(g) = grads.get(v.as_tensor()) {
-                sq += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            }
-        }
-        let norm = sq.sqrt();
-        if norm > cfg.clip_norm {
-            for v in vars.values() {
-                if let Some(g) = grads.remove(v.as_tensor()) {
-                    grads.insert(v.as_tensor(), (g * (cfg.clip_norm / norm))?);
-                }
-            }
-        }
+        super::layers::clip_grad_norm(&mut grads, vars.values(), cfg.clip_norm)?;
         opt.step(&grads)?;
         losses.push(value);
         recent.push(value);
