@@ -189,6 +189,38 @@ pub fn mean_lookahead_ms(ready: &Tensor) -> Result<Tensor> {
     ((r * 10.0)? - frame_end)?.relu()?.mean_all()
 }
 
+/// The learning rate at `step`: linear warm-up over `warmup` steps, then a cosine decay from
+/// `lr` to `floor`·`lr` at `steps`.
+pub fn warmup_cosine(lr: f64, step: usize, warmup: usize, steps: usize, floor: f64) -> f64 {
+    if step < warmup {
+        lr * (step + 1) as f64 / warmup as f64
+    } else {
+        let p = (step - warmup) as f64 / (steps - warmup).max(1) as f64;
+        lr * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
+    }
+}
+
+/// Scales the gradients of `vars` so that their global norm is at most `max`; returns the norm
+/// before clipping.
+pub fn clip_grad_norm<'a>(grads: &mut candle_core::backprop::GradStore, vars: impl Iterator<Item = &'a candle_core::Var> + Clone, max: f64) -> Result<f64> {
+    let mut sq = 0f64;
+    for v in vars.clone() {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+    }
+    let norm = sq.sqrt();
+    if norm > max {
+        for v in vars {
+            let t = v.as_tensor();
+            if let Some(g) = grads.remove(t) {
+                grads.insert(t, (g * (max / norm))?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,34 +362,3 @@ mod tests {
     }
 }
 
-/// The learning rate at `step`: linear warm-up over `warmup` steps, then a cosine decay from
-/// `lr` to `floor`·`lr` at `steps`.
-pub fn warmup_cosine(lr: f64, step: usize, warmup: usize, steps: usize, floor: f64) -> f64 {
-    if step < warmup {
-        lr * (step + 1) as f64 / warmup as f64
-    } else {
-        let p = (step - warmup) as f64 / (steps - warmup).max(1) as f64;
-        lr * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
-    }
-}
-
-/// Scales the gradients of `vars` so that their global norm is at most `max`; returns the norm
-/// before clipping.
-pub fn clip_grad_norm<'a>(grads: &mut candle_core::backprop::GradStore, vars: impl Iterator<Item = &'a candle_core::Var> + Clone, max: f64) -> Result<f64> {
-    let mut sq = 0f64;
-    for v in vars.clone() {
-        if let Some(g) = grads.get(v.as_tensor()) {
-            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-        }
-    }
-    let norm = sq.sqrt();
-    if norm > max {
-        for v in vars {
-            let t = v.as_tensor();
-            if let Some(g) = grads.remove(t) {
-                grads.insert(t, (g * (max / norm))?);
-            }
-        }
-    }
-    Ok(norm)
-}
