@@ -96,15 +96,53 @@ impl FileSource {
     }
 }
 
-/// Writes 16-bit PCM WAV.
+/// Writes 16-bit PCM WAV (atomically, through [`WavOut`]).
 pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
-    let spec = hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let to_err = |e: hound::Error| crate::error::Error::io(path, std::io::Error::other(e));
-    let mut w = hound::WavWriter::create(path, spec).map_err(to_err)?;
-    for &s in samples {
-        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).map_err(to_err)?;
+    let mut w = WavOut::with_rate(path, sample_rate)?;
+    w.write(samples)?;
+    w.commit()
+}
+
+/// A 16-bit WAV file written under a temporary name beside its destination, renamed into place
+/// only by `commit` (dropped uncommitted, it is deleted).
+pub struct WavOut {
+    writer: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
+    temp: tempfile::TempPath,
+    path: std::path::PathBuf,
+}
+
+impl WavOut {
+    pub fn create(path: &std::path::Path) -> Result<Self> {
+        Self::with_rate(path, SAMPLE_RATE)
     }
-    w.finalize().map_err(to_err)
+
+    pub fn with_rate(path: &std::path::Path, rate: u32) -> Result<Self> {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let file = tempfile::Builder::new().prefix(".hark-").suffix(".wav.part").tempfile_in(dir).map_err(|e| crate::error::Error::io(path, e))?;
+        // tempfile creates private (0600) files; a recording is as readable as any file the user writes.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|e| crate::error::Error::io(path, e))?;
+        }
+        let (file, temp) = file.into_parts();
+        let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let writer = hound::WavWriter::new(std::io::BufWriter::new(file), spec).map_err(|e| crate::error::Error::io(path, std::io::Error::other(e)))?;
+        Ok(Self { writer, temp, path: path.to_path_buf() })
+    }
+
+    pub fn write(&mut self, samples: &[f32]) -> Result<()> {
+        for &s in samples {
+            self.writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).map_err(|e| crate::error::Error::io(&self.path, std::io::Error::other(e)))?;
+        }
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<()> {
+        self.writer.finalize().map_err(|e| crate::error::Error::io(&self.path, std::io::Error::other(e)))?;
+        self.temp.persist(&self.path).map_err(|e| crate::error::Error::io(&self.path, e.error))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -139,7 +139,7 @@ pub fn separate_file(input: &std::path::Path, dir: &std::path::Path) -> Result<f
     // Both files are complete before either is renamed into place.
     let mut outs = Vec::new();
     for (i, part) in parts.iter().enumerate() {
-        let mut wav = WavOut::create(&dir.join(format!("speaker-{}.wav", i + 1)))?;
+        let mut wav = crate::audio::WavOut::create(&dir.join(format!("speaker-{}.wav", i + 1)))?;
         let mut back = resample(part, rate, crate::audio::SAMPLE_RATE)?;
         back.resize(audio.len(), 0.0);
         wav.write(&back)?;
@@ -157,7 +157,7 @@ pub fn separate_file(input: &std::path::Path, dir: &std::path::Path) -> Result<f
 /// and returns false to stop (Ctrl-C): then nothing is written.
 pub fn enhance_file(input: &std::path::Path, output: &std::path::Path, enhancer: &mut dyn Enhancer, mut progress: impl FnMut(f64) -> bool) -> Result<f64> {
     let mut source = crate::audio::FileSource::open(input)?;
-    let mut writer = WavOut::create(output)?;
+    let mut writer = crate::audio::WavOut::create(output)?;
     let mut received = 0usize;
     while let Some(chunk) = source.next_chunk()? {
         received += chunk.len();
@@ -172,42 +172,6 @@ pub fn enhance_file(input: &std::path::Path, output: &std::path::Path, enhancer:
     writer.write(&enhancer.finish())?;
     writer.commit()?;
     Ok(received as f64 / crate::audio::SAMPLE_RATE as f64)
-}
-
-/// A 16-bit WAV file written under a temporary name beside its destination, renamed into place
-/// only by `commit` (dropped uncommitted, it is deleted).
-pub struct WavOut {
-    writer: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
-    temp: tempfile::TempPath,
-    path: std::path::PathBuf,
-}
-
-impl WavOut {
-    pub fn create(path: &std::path::Path) -> Result<Self> {
-        Self::with_rate(path, crate::audio::SAMPLE_RATE)
-    }
-
-    pub fn with_rate(path: &std::path::Path, rate: u32) -> Result<Self> {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        let file = tempfile::Builder::new().prefix(".hark-").suffix(".wav.part").tempfile_in(dir).map_err(|e| Error::io(path, e))?;
-        let (file, temp) = file.into_parts();
-        let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-        let writer = hound::WavWriter::new(std::io::BufWriter::new(file), spec).map_err(|e| Error::io(path, std::io::Error::other(e)))?;
-        Ok(Self { writer, temp, path: path.to_path_buf() })
-    }
-
-    pub fn write(&mut self, samples: &[f32]) -> Result<()> {
-        for &s in samples {
-            self.writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
-        }
-        Ok(())
-    }
-
-    pub fn commit(self) -> Result<()> {
-        self.writer.finalize().map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
-        self.temp.persist(&self.path).map_err(|e| Error::io(&self.path, e.error))?;
-        Ok(())
-    }
 }
 
 /// An enhancer's output with a share of its input added back ("observation adding", Iwamoto
