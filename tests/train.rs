@@ -68,6 +68,40 @@ keep_encoded = false
 }
 
 #[test]
+fn transducer_training_with_word_pieces_learns_and_ships_its_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    write_manifest(dir.path());
+    let config = dir.path().join("pieces.toml");
+    let recipe = r#"
+output = "pieces-model"
+lookahead = "causal"
+train = ["train.tsv"]
+word_pieces = 40
+steps = 60
+batch = 2
+lr = 3e-3
+warmup = 5
+checkpoint_every = 1000
+dev_every = 1000
+keep_encoded = false
+"#;
+    std::fs::write(&config, format!("{recipe}{TINY_MODEL}")).unwrap();
+    let losses = hark::train::train(&config, false).unwrap();
+    let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
+    let (first, last) = (mean(&losses[..5]), mean(&losses[55..]));
+    assert!(last < 0.7 * first, "loss per token went from {first} to {last}");
+    // The model folder carries its 40 tokens (characters plus pieces such as "▁you") and decodes.
+    let model = dir.path().join("pieces-model");
+    let vocabulary = std::fs::read_to_string(model.join("vocabulary.txt")).unwrap();
+    assert_eq!(vocabulary.lines().count(), 40);
+    assert!(vocabulary.lines().any(|t| t == "▁you"), "{vocabulary}");
+    let config_json = std::fs::read_to_string(model.join("config.json")).unwrap();
+    assert!(config_json.contains("\"vocab_size\": 40"), "{config_json}");
+    let out = common::hark(&["transcribe", "--engine", "transducer", "--lookahead", "causal", "--model", model.to_str().unwrap(), "audio-fixtures/jfk.flac"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
+#[test]
 fn transducer_training_latency_regulariser_closes_the_gates() {
     let dir = tempfile::tempdir().unwrap();
     write_manifest(dir.path());
