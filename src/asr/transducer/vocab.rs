@@ -27,6 +27,9 @@ impl Vocabulary {
     pub fn learn_pieces<'a>(texts: impl Iterator<Item = &'a str>, size: usize) -> Result<Self> {
         use tokenizers::Trainer;
         let chars = Self::characters();
+        if size <= chars.len() {
+            return Err(Error::Model(format!("{size} word pieces leave no room beyond the {} characters", chars.len())));
+        }
         let words: Vec<String> = texts
             .flat_map(|t| crate::eval::normalize(t).split_whitespace().map(|w| format!("{WORD_BOUNDARY}{w}")).collect::<Vec<_>>())
             .collect();
@@ -38,11 +41,10 @@ impl Vocabulary {
             .initial_alphabet(alphabet)
             .build();
         let mut bpe = tokenizers::models::bpe::BPE::default();
-        let learnt = trainer
+        trainer
             .feed(words.iter(), |w| Ok(vec![w.to_string()]))
             .and_then(|_| trainer.train(&mut bpe))
-            .map_err(|e| Error::Model(format!("learning word pieces: {e}")));
-        learnt?;
+            .map_err(|e| Error::Model(format!("learning word pieces: {e}")))?;
         let mut pieces: Vec<(String, u32)> = bpe.get_vocab().into_iter().collect();
         pieces.sort_by_key(|(_, id)| *id);
         let mut tokens = chars.tokens;
