@@ -360,14 +360,15 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     let device = Device::Cpu;
     let entries = training_entries(&cfg, base)?;
     let vocab = match cfg.word_pieces {
-        Some(size) => Vocabulary::learn_pieces(entries.iter().map(|e| e.reference.as_str()), size)?,
+        Some(size) => {
+            let vocab = Vocabulary::learn_pieces(entries.iter().map(|e| e.reference.as_str()), size)?;
+            let words: usize = entries.iter().map(|e| crate::eval::normalize(&e.reference).split_whitespace().count()).sum();
+            let pieces: usize = entries.iter().map(|e| vocab.encode(&e.reference).len()).sum();
+            eprintln!("hark: {} word pieces, {:.2} per word of the training text", vocab.len(), pieces as f64 / words.max(1) as f64);
+            vocab
+        }
         None => Vocabulary::characters(),
     };
-    if cfg.word_pieces.is_some() {
-        let words: usize = entries.iter().map(|e| crate::eval::normalize(&e.reference).split_whitespace().count()).sum();
-        let pieces: usize = entries.iter().map(|e| vocab.encode(&e.reference).len()).sum();
-        eprintln!("hark: {} word pieces, {:.2} per word of the training text", vocab.len(), pieces as f64 / words.max(1) as f64);
-    }
     let mut model_cfg = cfg.model.clone().unwrap_or_else(|| TransducerConfig::tiny(vocab.len()));
     model_cfg.vocab_size = vocab.len();
     let n_layers = model_cfg.n_layers;
@@ -414,14 +415,14 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     let lower: Vec<String> = (0..first_trained).map(|l| future_frames(mode, &model_cfg, l, true).map_or("all".into(), |w| w.to_string())).collect();
     let shape = TransducerConfig { lookahead_frames: Vec::new(), origin: String::new(), ..model_cfg.clone() };
     let fingerprint = format!(
-        "v1 {shape:?} whisper={:?} lower={lower:?} distill={} augment={:?} seed={} files={:?}{}",
+        "v1 {shape:?} whisper={:?} lower={lower:?} distill={} augment={:?} seed={} files={:?} vocabulary={:?}",
         cfg.init_whisper,
         cfg.distill_weight > 0.0,
         cfg.augment,
         cfg.seed,
         entries.iter().map(|e| (e.path.display().to_string(), &e.reference, std::fs::metadata(&e.path).map(|m| m.len()).unwrap_or(0))).collect::<Vec<_>>(),
-        // The labels are cached too; the character vocabulary keeps its old fingerprints.
-        cfg.word_pieces.map_or(String::new(), |_| format!(" vocabulary={:?}", (0..vocab.len() as u32).map(|i| vocab.token(i)).collect::<Vec<_>>()))
+        // The labels are cached too.
+        (0..vocab.len() as u32).map(|i| vocab.token(i)).collect::<Vec<_>>()
     );
     let cache = crate::models::cache_root().join("encoded").join(format!("{}.safetensors", &hex_sha256(fingerprint.as_bytes())[..16]));
     let data = match load_encoded(&cache, &device).filter(|_| cfg.keep_encoded) {
