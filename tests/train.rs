@@ -32,13 +32,14 @@ trained = false
 origin = "test"
 "#;
 
-#[test]
-fn transducer_training_loss_falls_on_a_few_utterances() {
-    let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path());
-    let config = dir.path().join("tiny.toml");
-    let recipe = r#"
-output = "tiny-model"
+/// Trains the tiny model in causal mode for 60 steps on the two fixtures (recipe `name.toml`,
+/// model folder `name`, plus the `extra` recipe lines) and checks that the loss per token fell.
+fn train_tiny_causal(dir: &std::path::Path, name: &str, extra: &str) -> std::path::PathBuf {
+    write_manifest(dir);
+    let config = dir.join(format!("{name}.toml"));
+    let recipe = format!(
+        r#"
+output = "{name}"
 lookahead = "causal"
 train = ["train.tsv"]
 steps = 60
@@ -48,13 +49,22 @@ warmup = 5
 checkpoint_every = 30
 dev_every = 1000
 keep_encoded = false
-"#;
+{extra}
+"#
+    );
     std::fs::write(&config, format!("{recipe}{TINY_MODEL}")).unwrap();
     let losses = hark::train::train(&config, false).unwrap();
     assert_eq!(losses.len(), 60);
     let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
     let (first, last) = (mean(&losses[..5]), mean(&losses[55..]));
     assert!(last < 0.7 * first, "loss per token went from {first} to {last}");
+    config
+}
+
+#[test]
+fn transducer_training_loss_falls_on_a_few_utterances() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = train_tiny_causal(dir.path(), "tiny-model", "");
     // The trained model folder loads and decodes.
     let model = dir.path().join("tiny-model");
     assert!(model.join("model.safetensors").is_file() && model.join("vocabulary.txt").is_file());
@@ -70,26 +80,7 @@ keep_encoded = false
 #[test]
 fn transducer_training_with_word_pieces_learns_and_ships_its_vocabulary() {
     let dir = tempfile::tempdir().unwrap();
-    write_manifest(dir.path());
-    let config = dir.path().join("pieces.toml");
-    let recipe = r#"
-output = "pieces-model"
-lookahead = "causal"
-train = ["train.tsv"]
-word_pieces = 40
-steps = 60
-batch = 2
-lr = 3e-3
-warmup = 5
-checkpoint_every = 1000
-dev_every = 1000
-keep_encoded = false
-"#;
-    std::fs::write(&config, format!("{recipe}{TINY_MODEL}")).unwrap();
-    let losses = hark::train::train(&config, false).unwrap();
-    let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
-    let (first, last) = (mean(&losses[..5]), mean(&losses[55..]));
-    assert!(last < 0.7 * first, "loss per token went from {first} to {last}");
+    train_tiny_causal(dir.path(), "pieces-model", "word_pieces = 40");
     // The model folder carries its 40 tokens (characters plus pieces such as "▁you") and decodes.
     let model = dir.path().join("pieces-model");
     let vocabulary = std::fs::read_to_string(model.join("vocabulary.txt")).unwrap();
