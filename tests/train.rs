@@ -33,8 +33,9 @@ origin = "test"
 "#;
 
 /// Trains the tiny model in causal mode for 60 steps on the two fixtures (recipe `name.toml`,
-/// model folder `name`, plus the `extra` recipe lines) and checks that the loss per token fell.
-fn train_tiny_causal(dir: &std::path::Path, name: &str, extra: &str) -> std::path::PathBuf {
+/// model folder `name`, plus the `extra` recipe lines), checks that the loss per token fell and
+/// returns the recipe and the losses.
+fn train_tiny_causal(dir: &std::path::Path, name: &str, extra: &str) -> (std::path::PathBuf, Vec<f32>) {
     write_manifest(dir);
     let config = dir.join(format!("{name}.toml"));
     let recipe = format!(
@@ -55,16 +56,19 @@ keep_encoded = false
     std::fs::write(&config, format!("{recipe}{TINY_MODEL}")).unwrap();
     let losses = hark::train::train(&config, false).unwrap();
     assert_eq!(losses.len(), 60);
-    let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
     let (first, last) = (mean(&losses[..5]), mean(&losses[55..]));
     assert!(last < 0.7 * first, "loss per token went from {first} to {last}");
-    config
+    (config, losses)
+}
+
+fn mean(s: &[f32]) -> f32 {
+    s.iter().sum::<f32>() / s.len() as f32
 }
 
 #[test]
 fn transducer_training_loss_falls_on_a_few_utterances() {
     let dir = tempfile::tempdir().unwrap();
-    let config = train_tiny_causal(dir.path(), "tiny-model", "");
+    let (config, _) = train_tiny_causal(dir.path(), "tiny-model", "");
     // The trained model folder loads and decodes.
     let model = dir.path().join("tiny-model");
     assert!(model.join("model.safetensors").is_file() && model.join("vocabulary.txt").is_file());
@@ -90,6 +94,24 @@ fn transducer_training_with_word_pieces_learns_and_ships_its_vocabulary() {
     assert!(config_json.contains("\"vocab_size\": 40"), "{config_json}");
     let out = common::hark(&["transcribe", "--engine", "transducer", "--lookahead", "causal", "--model", model.to_str().unwrap(), "audio-fixtures/jfk.flac"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
+#[test]
+fn transducer_training_continues_from_a_trained_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, losses) = train_tiny_causal(dir.path(), "first", "");
+    // A second recipe starts from the trained folder: its first steps begin near where the first
+    // run ended, far below a fresh model's start.
+    let recipe = std::fs::read_to_string(&config).unwrap().replace("output = \"first\"", "output = \"second\"\ninit_model = \"first\"").replace("steps = 60", "steps = 5").replace("lr = 3e-3", "lr = 1e-4");
+    let second = dir.path().join("second.toml");
+    std::fs::write(&second, &recipe).unwrap();
+    let continued = hark::train::train(&second, false).unwrap();
+    let (fresh_start, first_end, continued_start) = (mean(&losses[..5]), mean(&losses[55..]), mean(&continued));
+    assert!(continued_start < 1.3 * first_end && continued_start < 0.7 * fresh_start, "fresh {fresh_start}, end of first run {first_end}, continued {continued_start}");
+    // A recipe whose vocabulary contradicts the initial model's is refused, naming both.
+    std::fs::write(&second, recipe.replace("[model]", "word_pieces = 40\n[model]")).unwrap();
+    let err = hark::train::train(&second, false).unwrap_err().to_string();
+    assert!(err.contains("word_pieces = 40") && err.contains("29 tokens"), "{err}");
 }
 
 #[test]

@@ -41,6 +41,11 @@ pub struct TrainConfig {
     /// Whisper model whose encoder is used (frozen); absent = a random encoder (tests).
     #[serde(default)]
     pub init_whisper: Option<String>,
+    /// A trained transducer folder to continue from (path relative to this file): its
+    /// vocabulary, head, blocks and schedulers replace the fresh ones; its shape must match.
+    /// Distillation targets still come from the pristine `init_whisper` encoder.
+    #[serde(default)]
+    pub init_model: Option<PathBuf>,
     /// Lookahead mode the frozen encoder runs in, in training and by default at inference.
     pub lookahead: String,
     /// Training manifests (paths relative to this config file's folder, or absolute).
@@ -237,6 +242,37 @@ fn hex_sha256(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A trained model to continue training from (`init_model`).
+struct InitModel {
+    dir: PathBuf,
+    tensors: HashMap<String, Tensor>,
+    vocab: Vocabulary,
+    /// Names its weights in the encoded-utterance cache key (its frozen blocks shape them).
+    weights_sha256: String,
+}
+
+impl InitModel {
+    fn load(dir: &Path) -> anyhow::Result<Self> {
+        let weights = dir.join("model.safetensors");
+        let bytes = std::fs::read(&weights).with_context(|| format!("init_model: reading {}", weights.display()))?;
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).with_context(|| format!("init_model: {}", weights.display()))?;
+        let vocab = Vocabulary::load(&dir.join("vocabulary.txt"))?;
+        Ok(Self { dir: dir.to_path_buf(), tensors, vocab, weights_sha256: hex_sha256(&bytes) })
+    }
+
+    /// Replaces the fresh tensors by the model's, which must have the same names and shapes.
+    fn overlay(&self, tensors: &mut HashMap<String, Tensor>) -> anyhow::Result<()> {
+        for (name, fresh) in tensors.iter_mut() {
+            let saved = self.tensors.get(name).with_context(|| format!("init_model {} lacks {name}", self.dir.display()))?;
+            if saved.dims() != fresh.dims() {
+                bail!("init_model {}: {name} is {:?}, this recipe's model needs {:?}", self.dir.display(), saved.dims(), fresh.dims());
+            }
+            *fresh = saved.to_dtype(DType::F32)?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs the front end and the frozen blocks over every utterance and its augmented copies
 /// (entries that cannot be read or have no labels are reported and skipped).
 #[allow(clippy::too_many_arguments)]
@@ -246,7 +282,7 @@ fn encode_all(
     vocab: &Vocabulary,
     mode: Lookahead,
     frozen_blocks: usize,
-    distill: bool,
+    distill_teacher: Option<&TransducerModel>,
     mut augmenter: Option<&mut augment::Augmenter>,
     device: &Device,
 ) -> anyhow::Result<Vec<Example>> {
@@ -256,11 +292,12 @@ fn encode_all(
         let mel = Tensor::from_vec(mel.clone(), (mel.len() / 80, 80), device)?;
         let (hidden, _, ready) = encoder.encode_layers(&mel, mode, frozen_blocks)?;
         let ready: Vec<f32> = ready.iter().map(|&r| r as f32).collect();
-        let target = if distill {
-            let (full, _, _) = encoder.encode_hidden(&mel, Lookahead::Full)?;
-            Some(encoder.ln_post.forward(&full)?)
-        } else {
-            None
+        let target = match distill_teacher {
+            Some(teacher) => {
+                let (full, _, _) = teacher.encode_hidden(&mel, Lookahead::Full)?;
+                Some(teacher.ln_post.forward(&full)?)
+            }
+            None => None,
         };
         Ok(Example { hidden, ready: Tensor::new(ready.as_slice(), device)?, labels, target })
     };
@@ -359,15 +396,22 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     let mode: Lookahead = cfg.lookahead.parse().map_err(anyhow::Error::msg)?;
     let device = Device::Cpu;
     let entries = training_entries(&cfg, base)?;
-    let vocab = match cfg.word_pieces {
-        Some(size) => {
+    let init = cfg.init_model.as_ref().map(|p| InitModel::load(&resolve(base, p))).transpose()?;
+    let vocab = match (cfg.word_pieces, &init) {
+        (_, Some(init)) => {
+            if cfg.word_pieces.is_some_and(|n| n != init.vocab.len()) {
+                bail!("word_pieces = {} but init_model {} has {} tokens", cfg.word_pieces.unwrap_or(0), init.dir.display(), init.vocab.len());
+            }
+            init.vocab.clone()
+        }
+        (Some(size), None) => {
             let vocab = Vocabulary::learn_pieces(entries.iter().map(|e| e.reference.as_str()), size)?;
             let words: usize = entries.iter().map(|e| crate::eval::normalize(&e.reference).split_whitespace().count()).sum();
             let pieces: usize = entries.iter().map(|e| vocab.encode(&e.reference).len()).sum();
             eprintln!("hark: {} word pieces, {:.2} per word of the training text", vocab.len(), pieces as f64 / words.max(1) as f64);
             vocab
         }
-        None => Vocabulary::characters(),
+        (None, None) => Vocabulary::characters(),
     };
     let mut model_cfg = cfg.model.clone().unwrap_or_else(|| TransducerConfig::tiny(vocab.len()));
     model_cfg.vocab_size = vocab.len();
@@ -393,14 +437,27 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
         let dir = crate::models::resolve(w)?;
         load_whisper_encoder(&mut tensors, &dir, &model_cfg)?;
     }
+    // The distillation teacher is Whisper's own encoder, also when continuing from a model
+    // whose blocks have moved away from it.
+    let teacher = match &init {
+        Some(_) if cfg.distill_weight > 0.0 => Some(TransducerModel::from_tensors(model_cfg.clone(), &tensors, &device)?),
+        _ => None,
+    };
+    if let Some(init) = &init {
+        init.overlay(&mut tensors)?;
+    }
     // Schedulers: frozen blocks, and every block in a fixed mode, keep their gate always open
     // (their window is fixed; a fixed:N model then runs in adaptive mode exactly as fixed:N);
     // the trained ones start near zero with a bias, so the first steps see the gates mostly open.
+    // A scheduler the initial model trained is kept; an always-open one (zero weights) starts
+    // afresh.
     let mut rng = Rng::new(cfg.seed ^ 0x9a7e);
     for l in 0..n_layers {
         let w = &tensors[&format!("blocks.{l}.scheduler.weight")];
         let (weight, bias) = if l < first_trained || matches!(mode, Lookahead::Fixed(_)) {
             (w.zeros_like()?, 10f32)
+        } else if init.is_some() && w.abs()?.max_all()?.to_scalar::<f32>()? > 0.0 {
+            continue;
         } else {
             let small: Vec<f32> = (0..w.elem_count()).map(|_| 1e-3 * rng.normal()).collect();
             (Tensor::from_vec(small, w.shape(), &device)?, cfg.gate_init_bias)
@@ -415,8 +472,9 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     let lower: Vec<String> = (0..first_trained).map(|l| future_frames(mode, &model_cfg, l, true).map_or("all".into(), |w| w.to_string())).collect();
     let shape = TransducerConfig { lookahead_frames: Vec::new(), origin: String::new(), ..model_cfg.clone() };
     let fingerprint = format!(
-        "v1 {shape:?} whisper={:?} lower={lower:?} distill={} augment={:?} seed={} files={:?} vocabulary={:?}",
+        "v1 {shape:?} whisper={:?} init={:?} lower={lower:?} distill={} augment={:?} seed={} files={:?} vocabulary={:?}",
         cfg.init_whisper,
+        init.as_ref().map(|i| &i.weights_sha256),
         cfg.distill_weight > 0.0,
         cfg.augment,
         cfg.seed,
@@ -432,7 +490,7 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
         }
         None => {
             let mut augmenter = cfg.augment.clone().map(|a| augment::Augmenter::new(a, base, cfg.seed ^ 0xa06)).transpose()?;
-            let data = encode_all(&encoder, &entries, &vocab, mode, first_trained, cfg.distill_weight > 0.0, augmenter.as_mut(), &device)?;
+            let data = encode_all(&encoder, &entries, &vocab, mode, first_trained, (cfg.distill_weight > 0.0).then(|| teacher.as_ref().unwrap_or(&encoder)), augmenter.as_mut(), &device)?;
             if cfg.keep_encoded
                 && let Err(e) = save_encoded(&cache, &data)
             {
@@ -443,6 +501,7 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     };
     eprintln!("hark: {} training utterances", data.len());
     drop(encoder);
+    drop(teacher);
 
     // What is trained: the head, the top blocks (with their schedulers) and the final LayerNorm.
     let mut head_names: Vec<String> = HEAD.iter().map(|s| s.to_string()).collect();
@@ -503,11 +562,12 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
         let mut c = model_cfg.clone();
         c.trained = true;
         c.origin = format!(
-            "hark train {}: encoder {} in {} mode, top {} blocks and head trained {step} steps",
+            "hark train {}: encoder {} in {} mode, top {} blocks and head trained {step} steps{}",
             config_path.display(),
             cfg.init_whisper.as_deref().unwrap_or("random"),
             cfg.lookahead,
-            cfg.unfreeze
+            cfg.unfreeze,
+            init.as_ref().map(|i| format!(" from {}", i.dir.display())).unwrap_or_default()
         );
         save_model(&output, &c, &all, &vocab)?;
         Ok(())
