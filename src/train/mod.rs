@@ -440,7 +440,12 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     // The distillation teacher is Whisper's own encoder, also when continuing from a model
     // whose blocks have moved away from it.
     let teacher = match &init {
-        Some(_) if cfg.distill_weight > 0.0 => Some(TransducerModel::from_tensors(model_cfg.clone(), &tensors, &device)?),
+        Some(_) if cfg.distill_weight > 0.0 => {
+            if cfg.init_whisper.is_none() {
+                bail!("distill_weight with init_model needs init_whisper: the distillation teacher is Whisper's encoder");
+            }
+            Some(TransducerModel::from_tensors(model_cfg.clone(), &tensors, &device)?)
+        }
         _ => None,
     };
     if let Some(init) = &init {
