@@ -242,22 +242,36 @@ fn hex_sha256(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// sha256 of the weights the cached hidden states come from: the conv front end and the
+/// frozen blocks (not the trained ones, which an `init_model` also carries).
+fn frozen_weights_sha256(tensors: &HashMap<String, Tensor>, first_trained: usize) -> anyhow::Result<String> {
+    let frozen = |name: &str| match name.strip_prefix("blocks.") {
+        Some(rest) => rest.split('.').next().and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l < first_trained),
+        None => name.starts_with("conv"),
+    };
+    let mut names: Vec<&String> = tensors.keys().filter(|n| frozen(n)).collect();
+    names.sort();
+    let mut bytes = Vec::new();
+    for name in names {
+        bytes.extend(name.as_bytes());
+        bytes.extend(tensors[name].to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    Ok(hex_sha256(&bytes))
+}
+
 /// A trained model to continue training from (`init_model`).
 struct InitModel {
     dir: PathBuf,
     tensors: HashMap<String, Tensor>,
     vocab: Vocabulary,
-    /// Names its weights in the encoded-utterance cache key (its frozen blocks shape them).
-    weights_sha256: String,
 }
 
 impl InitModel {
     fn load(dir: &Path) -> anyhow::Result<Self> {
         let weights = dir.join("model.safetensors");
-        let bytes = std::fs::read(&weights).with_context(|| format!("init_model: reading {}", weights.display()))?;
-        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).with_context(|| format!("init_model: {}", weights.display()))?;
+        let tensors = candle_core::safetensors::load(&weights, &Device::Cpu).with_context(|| format!("init_model: {}", weights.display()))?;
         let vocab = Vocabulary::load(&dir.join("vocabulary.txt"))?;
-        Ok(Self { dir: dir.to_path_buf(), tensors, vocab, weights_sha256: hex_sha256(&bytes) })
+        Ok(Self { dir: dir.to_path_buf(), tensors, vocab })
     }
 
     /// Replaces the fresh tensors by the model's, which must have the same names and shapes.
@@ -477,9 +491,9 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     let lower: Vec<String> = (0..first_trained).map(|l| future_frames(mode, &model_cfg, l, true).map_or("all".into(), |w| w.to_string())).collect();
     let shape = TransducerConfig { lookahead_frames: Vec::new(), origin: String::new(), ..model_cfg.clone() };
     let fingerprint = format!(
-        "v1 {shape:?} whisper={:?} init={:?} lower={lower:?} distill={} augment={:?} seed={} files={:?} vocabulary={:?}",
+        "v1 {shape:?} whisper={:?} frozen={} lower={lower:?} distill={} augment={:?} seed={} files={:?} vocabulary={:?}",
         cfg.init_whisper,
-        init.as_ref().map(|i| &i.weights_sha256),
+        frozen_weights_sha256(&tensors, first_trained)?,
         cfg.distill_weight > 0.0,
         cfg.augment,
         cfg.seed,
@@ -719,3 +733,26 @@ fn dev_wer(model_dir: &Path, manifest: &Path, mode: Lookahead, n: usize) -> anyh
     Ok(100.0 * errors as f64 / words.max(1) as f64)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_key_follows_the_frozen_weights_only() {
+        let config = TransducerConfig::tiny(29);
+        let mut tensors = random_tensors(&config, 0).unwrap();
+        let key = frozen_weights_sha256(&tensors, 2).unwrap();
+        // A trained block or the head (what an init_model brings) leaves it as it is.
+        for name in ["blocks.2.fc1.weight", "joiner_out.weight"] {
+            tensors.insert(name.into(), (&tensors[name] + 1.0).unwrap());
+        }
+        assert_eq!(frozen_weights_sha256(&tensors, 2).unwrap(), key);
+        // A frozen block or the conv front end changes it.
+        for name in ["blocks.1.qkv.bias", "conv1.weight"] {
+            let mut changed = tensors.clone();
+            changed.insert(name.into(), (&tensors[name] + 1.0).unwrap());
+            assert_ne!(frozen_weights_sha256(&changed, 2).unwrap(), key, "{name}");
+        }
+    }
+}
