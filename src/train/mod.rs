@@ -412,12 +412,8 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     let entries = training_entries(&cfg, base)?;
     let init = cfg.init_model.as_ref().map(|p| InitModel::load(&resolve(base, p))).transpose()?;
     let vocab = match (cfg.word_pieces, &init) {
-        (_, Some(init)) => {
-            if cfg.word_pieces.is_some_and(|n| n != init.vocab.len()) {
-                bail!("word_pieces = {} but init_model {} has {} tokens", cfg.word_pieces.unwrap_or(0), init.dir.display(), init.vocab.len());
-            }
-            init.vocab.clone()
-        }
+        (Some(n), Some(init)) if n != init.vocab.len() => bail!("word_pieces = {n} but init_model {} has {} tokens", init.dir.display(), init.vocab.len()),
+        (_, Some(init)) => init.vocab.clone(),
         (Some(size), None) => {
             let vocab = Vocabulary::learn_pieces(entries.iter().map(|e| e.reference.as_str()), size)?;
             let words: usize = entries.iter().map(|e| crate::eval::normalize(&e.reference).split_whitespace().count()).sum();
