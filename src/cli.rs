@@ -94,7 +94,8 @@ pub enum TrainTarget {
 #[derive(Subcommand)]
 pub enum DataCommand {
     /// Render a synthetic corpus: fortune-database sentences spoken by every installed English
-    /// voice (espeak-ng, flite, festival; scripts/install-voices.sh). Interrupted runs continue.
+    /// voice of the chosen synthesisers (espeak-ng, flite, festival: scripts/install-voices.sh;
+    /// hibari: installed on first use). Interrupted runs continue.
     Synth {
         /// Output folder (WAV files and manifest.tsv).
         #[arg(long)]
@@ -110,6 +111,11 @@ pub enum DataCommand {
         /// Folder of fortune databases.
         #[arg(long, default_value = crate::data::sentences::FORTUNE_DIR)]
         fortunes: PathBuf,
+        /// Synthesisers to speak with, comma-separated; utterances go to them in turn. hibari
+        /// (hark's own voice, reshaped into six speakers) is opt-in: the default model's corpus
+        /// is the three command-line synthesisers'.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = crate::data::synth::DEFAULT_SYNTHESISERS)]
+        synthesisers: Vec<crate::data::synth::Synthesiser>,
     },
 }
 
@@ -457,8 +463,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             crate::bench::run_one(&model, &audio, lookahead, seconds, chunk_frames)?;
             Ok(0)
         }
-        Command::Data { command: DataCommand::Synth { out, utterances, seed, jobs, fortunes } } => {
-            let n = crate::data::synth::synth(&crate::data::synth::SynthOptions { out: out.clone(), utterances, seed, jobs, fortunes })?;
+        Command::Data { command: DataCommand::Synth { out, utterances, seed, jobs, fortunes, synthesisers } } => {
+            let n = crate::data::synth::synth(&crate::data::synth::SynthOptions { out: out.clone(), utterances, seed, jobs, fortunes, synthesisers })?;
             println!("{n} utterances rendered; manifest: {}", out.join("manifest.tsv").display());
             Ok(0)
         }

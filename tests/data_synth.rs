@@ -42,3 +42,36 @@ fn synth_without_sentences_says_why() {
     assert!(!out.status.success());
     assert!(common::stderr(&out).contains("no usable sentences"), "{}", common::stderr(&out));
 }
+
+#[test]
+fn synth_speaks_with_speakers_made_from_hibari() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hibari");
+    let run = common::hark(&["data", "synth", "--out", out.to_str().unwrap(), "--utterances", "12", "--seed", "1", "--synthesisers", "hibari", "-j", "2"]);
+    assert!(run.status.success(), "{}", common::stderr(&run));
+    let manifest = std::fs::read_to_string(out.join("manifest.tsv")).unwrap();
+    let rows: Vec<Vec<&str>> = manifest.lines().skip(1).map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 12);
+    assert!(rows.iter().all(|r| r[3].starts_with("hibari:") && r[5].contains("Apache-2.0")), "{manifest}");
+    let voices: std::collections::HashSet<&str> = rows.iter().map(|r| r[3]).collect();
+    assert!(voices.len() >= 3, "{voices:?}");
+    for r in &rows {
+        let spec = hound::WavReader::open(out.join(r[0])).unwrap().spec();
+        assert_eq!((spec.sample_rate, spec.channels), (16_000, 1), "{}", r[0]);
+    }
+    // Reshaped or not, every speaker says its sentence: Whisper tiny.en recognises it.
+    let eval = common::hark(&["eval", "--engine", "whisper", out.join("manifest.tsv").to_str().unwrap()]);
+    assert!(eval.status.success(), "{}", common::stderr(&eval));
+    let last = common::stdout(&eval).lines().last().unwrap().to_string();
+    let wer: f64 = last.split_whitespace().find_map(|f| f.strip_prefix("wer=")).unwrap().parse().unwrap();
+    assert!(wer < 15.0, "{last}");
+}
+
+#[test]
+fn synth_refuses_an_unknown_synthesiser() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::hark(&["data", "synth", "--out", dir.path().join("s").to_str().unwrap(), "--synthesisers", "flite,sam"]);
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(err.contains("'sam'") && err.contains("hibari"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! `hark data synth`: a synthetic training corpus spoken by every English voice the machine has
 //! (espeak-ng's accents and voice variants, flite's voices, festival's voices; install them with
-//! `scripts/install-voices.sh`), reading sentences from Debian's fortune databases.
+//! `scripts/install-voices.sh`) and, when chosen, by speakers made from hibari's voice, reading
+//! sentences from Debian's fortune databases.
 //!
 //! Each utterance gets its own sentence, a voice drawn evenly per synthesiser family (so the many
 //! espeak-ng variants do not crowd out the more natural flite and festival voices), and a random
@@ -16,10 +17,29 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
+use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::asr::transducer::init::Rng;
-use crate::audio::{FileSource, write_wav};
+use crate::audio::{FileSource, Resampler, write_wav};
+use crate::tts::{SpeechOptions, Tts};
+
+/// The synthesisers `hark data synth` can speak with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Synthesiser {
+    /// espeak-ng's English accents × voice variants (Debian espeak-ng).
+    EspeakNg,
+    /// flite's voices (Debian flite).
+    Flite,
+    /// festival's English voices (Debian festival, festvox-*).
+    Festival,
+    /// hibari, hark's own text-to-speech model, its one voice reshaped into several speakers
+    /// (installed on first use).
+    Hibari,
+}
+
+/// The command-line synthesisers: the corpus the default model was trained on.
+pub const DEFAULT_SYNTHESISERS: [Synthesiser; 3] = [Synthesiser::EspeakNg, Synthesiser::Flite, Synthesiser::Festival];
 
 /// A synthesiser and one of its voices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +47,8 @@ pub enum Voice {
     Espeak(String),
     Flite(String),
     Festival(String),
+    /// One of `HIBARI_VOICES`.
+    Hibari(String),
 }
 
 impl Voice {
@@ -35,42 +57,28 @@ impl Voice {
             Voice::Espeak(v) => format!("espeak-ng:{v}"),
             Voice::Flite(v) => format!("flite:{v}"),
             Voice::Festival(v) => format!("festival:{v}"),
+            Voice::Hibari(v) => format!("hibari:{v}"),
         }
     }
+}
 
-    /// Renders `text` to a WAV file at the synthesiser's own rate; `rate` scales the speaking
-    /// rate (1 = the voice's default), `pitch` shifts the pitch (−1…1).
-    pub fn render(&self, text: &str, out: &Path, rate: f32, pitch: f32) -> anyhow::Result<()> {
-        let status = match self {
-            Voice::Espeak(v) => Command::new("espeak-ng")
-                .args(["-v", v, "-s", &format!("{}", (165.0 * rate) as u32), "-p", &format!("{}", (50.0 + 25.0 * pitch) as u32), "-w"])
-                .arg(out)
-                .arg(text)
-                .output(),
-            Voice::Flite(v) => Command::new("flite")
-                .args(["-voice", v, "--setf", &format!("duration_stretch={:.3}", 1.0 / rate), "--setf", &format!("int_f0_target_mean={:.0}", flite_pitch(v) * (1.0 + 0.15 * pitch)), "-t", text, "-o"])
-                .arg(out)
-                .output(),
-            Voice::Festival(v) => {
-                let scheme = format!("(begin (voice_{v}) (Parameter.set 'Duration_Stretch {:.3}))", 1.0 / rate);
-                let mut child = Command::new("text2wave")
-                    .args(["-eval", &scheme, "-o"])
-                    .arg(out)
-                    .stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .context("running text2wave")?;
-                child.stdin.take().expect("piped").write_all(text.as_bytes())?;
-                child.wait_with_output()
-            }
-        }
-        .with_context(|| format!("running {}", self.name()))?;
-        if !status.status.success() || !out.is_file() {
-            bail!("{} failed: {}", self.name(), String::from_utf8_lossy(&status.stderr).trim());
-        }
+/// Speakers made from hibari's one (female, US-English) voice: name, F0 factor, formant factor.
+/// Lower formants and F0 together sound like a longer vocal tract, i.e. a larger, male speaker.
+pub const HIBARI_VOICES: [(&str, f32, f32); 6] =
+    [("heart", 1.0, 1.0), ("heart-bright", 1.15, 1.07), ("heart-low", 0.82, 0.94), ("tenor", 0.62, 0.88), ("baritone", 0.52, 0.84), ("bass", 0.45, 0.8)];
+
+/// hibari reading `text` as the preset `voice` at speaking rate `rate`, F0 moved by up to ±10%
+/// with `pitch` (−1…1); 16 kHz samples. `seed` draws the vocoder's noise.
+fn speak_hibari(tts: &Tts, voice: &str, text: &str, rate: f32, pitch: f32, seed: u64) -> anyhow::Result<Vec<f32>> {
+    let &(_, pitch_factor, formant_factor) = HIBARI_VOICES.iter().find(|(name, ..)| *name == voice).with_context(|| format!("no hibari voice {voice}"))?;
+    let mut noise = Rng::new(seed);
+    let mut samples = Vec::new();
+    tts.sentence_frames(text, SpeechOptions { speed: rate, seed }, |mut sentence| {
+        sentence.frames.reshape_voice(pitch_factor * (1.0 + 0.1 * pitch), formant_factor);
+        samples.extend(tts.vocode(&sentence.frames, &mut noise)?);
         Ok(())
-    }
+    })?;
+    Ok(Resampler::resample_all(&samples, Tts::SAMPLE_RATE, 16_000)?)
 }
 
 /// Mean pitch of flite's voices in Hz (its `int_f0_target_mean` default differs per voice).
@@ -89,36 +97,57 @@ fn on_path(program: &str) -> bool {
 const ESPEAK_ACCENTS: [&str; 7] = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029"];
 const ESPEAK_VARIANTS: [&str; 9] = ["", "+m1", "+m3", "+m5", "+m7", "+f1", "+f2", "+f3", "+f4"];
 
-/// Every English voice installed, grouped by synthesiser.
-pub fn installed_voices() -> Vec<Vec<Voice>> {
+/// Every English voice of the chosen synthesisers that is installed, grouped by synthesiser
+/// (in the order chosen); a missing synthesiser is reported and skipped.
+pub fn installed_voices(chosen: &[Synthesiser]) -> Vec<Vec<Voice>> {
     let mut families = Vec::new();
-    if on_path("espeak-ng") {
-        families.push(ESPEAK_ACCENTS.iter().flat_map(|a| ESPEAK_VARIANTS.iter().map(move |v| Voice::Espeak(format!("{a}{v}")))).collect());
-    }
-    if on_path("flite") {
-        // `flite -lv` prints "Voices available: kal awb_time kal16 awb rms slt".
-        let listed = Command::new("flite").arg("-lv").output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
-        let voices: Vec<Voice> = listed
-            .split_once(':')
-            .map(|(_, v)| v.split_whitespace().filter(|v| !v.ends_with("_time")).map(|v| Voice::Flite(v.to_string())).collect())
-            .unwrap_or_default();
-        if !voices.is_empty() {
-            families.push(voices);
-        }
-    }
-    if on_path("text2wave") {
-        let mut voices = Vec::new();
-        for lang in ["english", "us"] {
-            if let Ok(dir) = std::fs::read_dir(Path::new("/usr/share/festival/voices").join(lang)) {
-                voices.extend(dir.filter_map(|e| e.ok()).map(|e| Voice::Festival(e.file_name().to_string_lossy().to_string())));
-            }
-        }
-        voices.sort_by_key(Voice::name);
-        if !voices.is_empty() {
+    for &synthesiser in chosen {
+        let voices = match synthesiser {
+            Synthesiser::EspeakNg => espeak_voices(),
+            Synthesiser::Flite => flite_voices(),
+            Synthesiser::Festival => festival_voices(),
+            Synthesiser::Hibari => HIBARI_VOICES.iter().map(|(name, ..)| Voice::Hibari(name.to_string())).collect(),
+        };
+        if voices.is_empty() {
+            eprintln!("hark: no {} voice is installed; skipping it (scripts/install-voices.sh installs the Debian synthesisers)", synthesiser.to_possible_value().expect("named").get_name());
+        } else {
             families.push(voices);
         }
     }
     families
+}
+
+fn espeak_voices() -> Vec<Voice> {
+    if !on_path("espeak-ng") {
+        return Vec::new();
+    }
+    ESPEAK_ACCENTS.iter().flat_map(|a| ESPEAK_VARIANTS.iter().map(move |v| Voice::Espeak(format!("{a}{v}")))).collect()
+}
+
+fn flite_voices() -> Vec<Voice> {
+    if !on_path("flite") {
+        return Vec::new();
+    }
+    // `flite -lv` prints "Voices available: kal awb_time kal16 awb rms slt".
+    let listed = Command::new("flite").arg("-lv").output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+    listed
+        .split_once(':')
+        .map(|(_, v)| v.split_whitespace().filter(|v| !v.ends_with("_time")).map(|v| Voice::Flite(v.to_string())).collect())
+        .unwrap_or_default()
+}
+
+fn festival_voices() -> Vec<Voice> {
+    if !on_path("text2wave") {
+        return Vec::new();
+    }
+    let mut voices = Vec::new();
+    for lang in ["english", "us"] {
+        if let Ok(dir) = std::fs::read_dir(Path::new("/usr/share/festival/voices").join(lang)) {
+            voices.extend(dir.filter_map(|e| e.ok()).map(|e| Voice::Festival(e.file_name().to_string_lossy().to_string())));
+        }
+    }
+    voices.sort_by_key(Voice::name);
+    voices
 }
 
 /// One planned utterance.
@@ -134,6 +163,44 @@ pub struct Utterance {
 impl Utterance {
     pub fn file_name(&self) -> String {
         format!("synth-{:05}.wav", self.index)
+    }
+
+    /// Speaks the utterance: 16 kHz mono samples. The command-line synthesisers write their
+    /// audio to `scratch` (removed afterwards); hibari's voices need its loaded model.
+    pub fn speak(&self, scratch: &Path, hibari: Option<&Tts>) -> anyhow::Result<Vec<f32>> {
+        let (text, rate, pitch) = (self.sentence.as_str(), self.rate, self.pitch);
+        let run = match &self.voice {
+            Voice::Hibari(v) => return speak_hibari(hibari.context("hibari's model is not loaded")?, v, text, rate, pitch, self.index as u64),
+            Voice::Espeak(v) => Command::new("espeak-ng")
+                .args(["-v", v, "-s", &format!("{}", (165.0 * rate) as u32), "-p", &format!("{}", (50.0 + 25.0 * pitch) as u32), "-w"])
+                .arg(scratch)
+                .arg(text)
+                .output(),
+            Voice::Flite(v) => Command::new("flite")
+                .args(["-voice", v, "--setf", &format!("duration_stretch={:.3}", 1.0 / rate), "--setf", &format!("int_f0_target_mean={:.0}", flite_pitch(v) * (1.0 + 0.15 * pitch)), "-t", text, "-o"])
+                .arg(scratch)
+                .output(),
+            Voice::Festival(v) => {
+                let scheme = format!("(begin (voice_{v}) (Parameter.set 'Duration_Stretch {:.3}))", 1.0 / rate);
+                let mut child = Command::new("text2wave")
+                    .args(["-eval", &scheme, "-o"])
+                    .arg(scratch)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .context("running text2wave")?;
+                child.stdin.take().expect("piped").write_all(text.as_bytes())?;
+                child.wait_with_output()
+            }
+        }
+        .with_context(|| format!("running {}", self.voice.name()))?;
+        if !run.status.success() || !scratch.is_file() {
+            bail!("{} failed: {}", self.voice.name(), String::from_utf8_lossy(&run.stderr).trim());
+        }
+        let samples = FileSource::open(scratch).and_then(FileSource::read_all);
+        let _ = std::fs::remove_file(scratch);
+        Ok(samples?)
     }
 }
 
@@ -161,15 +228,21 @@ pub struct SynthOptions {
     pub seed: u64,
     pub jobs: usize,
     pub fortunes: PathBuf,
+    /// Which synthesisers speak, in this order (utterances go to them in turn).
+    pub synthesisers: Vec<Synthesiser>,
 }
 
 /// Renders the corpus into `out` (WAV files and `manifest.tsv`). Returns how many utterances
 /// were rendered by this run.
 pub fn synth(opts: &SynthOptions) -> anyhow::Result<usize> {
-    let families = installed_voices();
+    let families = installed_voices(&opts.synthesisers);
     if families.is_empty() {
         bail!("no speech synthesiser found (espeak-ng, flite or festival's text2wave); install them with scripts/install-voices.sh");
     }
+    let hibari = match opts.synthesisers.contains(&Synthesiser::Hibari) {
+        true => Some(Tts::load(&crate::models::resolve("hibari")?).context("loading hibari")?),
+        false => None,
+    };
     let sentences = crate::data::sentences::load_fortunes(&opts.fortunes)
         .with_context(|| format!("reading the fortune databases in {} (Debian packages fortunes-min, fortunes)", opts.fortunes.display()))?;
     if sentences.is_empty() {
@@ -200,7 +273,7 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<usize> {
         for _ in 0..opts.jobs.max(1) {
             scope.spawn(|| {
                 while let Some(u) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if let Err(e) = render_one(u, &opts.out, &manifest) {
+                    if let Err(e) = render_one(u, &opts.out, hibari.as_ref(), &manifest) {
                         failures.fetch_add(1, Ordering::Relaxed);
                         pb.suspend(|| eprintln!("hark: utterance {} ({}): {e:#}", u.index, u.voice.name()));
                     }
@@ -219,12 +292,8 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<usize> {
 
 /// Renders one utterance to 16 kHz mono WAV (written under a temporary name, then renamed) and
 /// appends its manifest line.
-fn render_one(u: &Utterance, out: &Path, manifest: &Mutex<std::fs::File>) -> anyhow::Result<()> {
-    let raw = out.join(format!(".raw-{:05}.wav", u.index));
-    u.voice.render(&u.sentence, &raw, u.rate, u.pitch)?;
-    let samples = FileSource::open(&raw).and_then(FileSource::read_all);
-    let _ = std::fs::remove_file(&raw);
-    let mut samples = samples?;
+fn render_one(u: &Utterance, out: &Path, hibari: Option<&Tts>, manifest: &Mutex<std::fs::File>) -> anyhow::Result<()> {
+    let mut samples = u.speak(&out.join(format!(".raw-{:05}.wav", u.index)), hibari)?;
     let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
     if peak < 1e-4 {
         bail!("the synthesiser produced silence");
@@ -235,8 +304,12 @@ fn render_one(u: &Utterance, out: &Path, manifest: &Mutex<std::fs::File>) -> any
     let tmp = out.join(format!(".{}", u.file_name()));
     write_wav(&tmp, &samples, 16_000)?;
     std::fs::rename(&tmp, out.join(u.file_name()))?;
+    let voice_license = match u.voice {
+        Voice::Hibari(_) => "voice: hibari-tts 0.2.1, Apache-2.0",
+        _ => "voice per its Debian package",
+    };
     let line = format!(
-        "{}\t{:.2}\t{}\t{}\tsynthesised by hark data synth (fortune text)\tBSD (fortune-mod text); voice per its Debian package\n",
+        "{}\t{:.2}\t{}\t{}\tsynthesised by hark data synth (fortune text)\tBSD (fortune-mod text); {voice_license}\n",
         u.file_name(),
         samples.len() as f64 / 16_000.0,
         u.sentence,

@@ -30,6 +30,31 @@ pub struct AcousticFrames {
     pub f0: Vec<f32>,
 }
 
+impl AcousticFrames {
+    /// Makes the one voice sound like another speaker: F0 times `pitch_factor`, and every
+    /// spectral branch stretched along frequency by `formant_factor` (> 1 moves the formants up,
+    /// as a shorter vocal tract does; < 1 down). Used to vary the synthetic training corpus.
+    pub fn reshape_voice(&mut self, pitch_factor: f32, formant_factor: f32) {
+        self.f0.iter_mut().for_each(|f| *f *= pitch_factor);
+        if (formant_factor - 1.0).abs() < 1e-6 {
+            return;
+        }
+        let frames = self.frames;
+        for branch in [&mut self.log_harmonic, &mut self.theta, &mut self.log_noise, &mut self.log_residual, &mut self.phi] {
+            let source = branch.clone();
+            for bin in 0..BINS {
+                // What sounded at bin / factor now sounds at bin (linear between bins).
+                let from = (bin as f32 / formant_factor).min((BINS - 1) as f32);
+                let (low, frac) = (from.floor() as usize, from.fract());
+                let high = (low + 1).min(BINS - 1);
+                for k in 0..frames {
+                    branch[bin * frames + k] = source[low * frames + k] * (1.0 - frac) + source[high * frames + k] * frac;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 unsafe extern "C" {
     /// The C library's erff: the same Sun algorithm as the `libm` crate's, on glibc's faster expf.
@@ -373,7 +398,24 @@ impl Hibari {
 
 #[cfg(test)]
 mod tests {
-    use super::HalfEvenRounder;
+    use super::{AcousticFrames, BINS, HalfEvenRounder};
+
+    #[test]
+    fn reshaping_a_voice_moves_its_formants_and_scales_its_pitch() {
+        // Two frames with a spectral peak at bin 100 in every branch.
+        let frames = 2;
+        let peaked = || (0..BINS * frames).map(|i| if i / frames == 100 { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
+        let mut a = AcousticFrames { frames, log_harmonic: peaked(), theta: peaked(), log_noise: peaked(), log_residual: peaked(), phi: peaked(), f0: vec![200.0, 0.0] };
+        a.reshape_voice(0.5, 1.1);
+        assert_eq!(a.f0, vec![100.0, 0.0], "unvoiced frames stay unvoiced");
+        for branch in [&a.log_harmonic, &a.theta, &a.log_noise, &a.log_residual, &a.phi] {
+            let peak = (0..BINS).max_by(|&x, &y| branch[x * frames + 1].total_cmp(&branch[y * frames + 1])).unwrap();
+            assert_eq!(peak, 110);
+        }
+        a.reshape_voice(1.0, 1.0 / 1.1);
+        let peak = (0..BINS).max_by(|&x, &y| a.log_harmonic[x * frames].total_cmp(&a.log_harmonic[y * frames])).unwrap();
+        assert_eq!(peak, 100, "the inverse warp puts it back");
+    }
 
     #[test]
     fn rounding_is_half_to_even() {
