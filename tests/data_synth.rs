@@ -2,6 +2,15 @@
 
 mod common;
 
+/// Whisper tiny.en's WER on a manifest (`hark eval`), with the summary line it came from.
+fn whisper_wer(manifest: &std::path::Path) -> (f64, String) {
+    let eval = common::hark(&["eval", "--engine", "whisper", manifest.to_str().unwrap()]);
+    assert!(eval.status.success(), "{}", common::stderr(&eval));
+    let last = common::stdout(&eval).lines().last().unwrap().to_string();
+    let wer = last.split_whitespace().find_map(|f| f.strip_prefix("wer=")).unwrap().parse().unwrap();
+    (wer, last)
+}
+
 #[test]
 fn synth_renders_intelligible_utterances_with_every_synthesiser_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -23,10 +32,7 @@ fn synth_renders_intelligible_utterances_with_every_synthesiser_and_resumes() {
         assert!(seconds > 0.5 && seconds < 15.0, "{r:?}");
     }
     // What is spoken is what the manifest says: Whisper tiny.en recognises it.
-    let eval = common::hark(&["eval", "--engine", "whisper", out.join("manifest.tsv").to_str().unwrap()]);
-    assert!(eval.status.success(), "{}", common::stderr(&eval));
-    let last = common::stdout(&eval).lines().last().unwrap().to_string();
-    let wer: f64 = last.split_whitespace().find_map(|f| f.strip_prefix("wer=")).unwrap().parse().unwrap();
+    let (wer, last) = whisper_wer(&out.join("manifest.tsv"));
     assert!(wer < 30.0, "{last}");
     // A second run renders nothing new and keeps the manifest.
     let second = run();
@@ -60,10 +66,7 @@ fn synth_speaks_with_speakers_made_from_hibari() {
         assert_eq!((spec.sample_rate, spec.channels), (16_000, 1), "{}", r[0]);
     }
     // Reshaped or not, every speaker says its sentence: Whisper tiny.en recognises it.
-    let eval = common::hark(&["eval", "--engine", "whisper", out.join("manifest.tsv").to_str().unwrap()]);
-    assert!(eval.status.success(), "{}", common::stderr(&eval));
-    let last = common::stdout(&eval).lines().last().unwrap().to_string();
-    let wer: f64 = last.split_whitespace().find_map(|f| f.strip_prefix("wer=")).unwrap().parse().unwrap();
+    let (wer, last) = whisper_wer(&out.join("manifest.tsv"));
     assert!(wer < 15.0, "{last}");
 }
 

@@ -239,10 +239,6 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<usize> {
     if families.is_empty() {
         bail!("no speech synthesiser found (espeak-ng, flite or festival's text2wave); install them with scripts/install-voices.sh");
     }
-    let hibari = match opts.synthesisers.contains(&Synthesiser::Hibari) {
-        true => Some(Tts::load(&crate::models::resolve("hibari")?).context("loading hibari")?),
-        false => None,
-    };
     let sentences = crate::data::sentences::load_fortunes(&opts.fortunes)
         .with_context(|| format!("reading the fortune databases in {} (Debian packages fortunes-min, fortunes)", opts.fortunes.display()))?;
     if sentences.is_empty() {
@@ -262,6 +258,11 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<usize> {
         }
     };
     let todo: Vec<&Utterance> = planned.iter().filter(|u| !done.contains(&u.file_name())).collect();
+    // hibari's model is loaded (and installed) only when an utterance left to render needs it.
+    let hibari = match todo.iter().any(|u| matches!(u.voice, Voice::Hibari(_))) {
+        true => Some(Tts::load(&crate::models::resolve("hibari")?).context("loading hibari")?),
+        false => None,
+    };
     let voices: usize = families.iter().map(Vec::len).sum();
     eprintln!("hark: {} voices in {} synthesisers; {} utterances to render ({} already done)", voices, families.len(), todo.len(), planned.len() - todo.len());
     let manifest = Mutex::new(std::fs::OpenOptions::new().append(true).open(&manifest_path)?);
