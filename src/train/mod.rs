@@ -342,6 +342,14 @@ fn encode_all(
     Ok(data)
 }
 
+/// The checkpoint's weights and its step file, beside the model folder `output`. The suffix is
+/// appended to the whole folder name (not swapped for its "extension"), so runs whose names
+/// differ only after a dot — ancat-tiny.en and ancat-tiny.en-nodistill — keep apart.
+pub(crate) fn checkpoint_paths(output: &Path) -> (PathBuf, PathBuf) {
+    let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    (output.with_file_name(format!("{name}.checkpoint.safetensors")), output.with_file_name(format!("{name}.checkpoint.json")))
+}
+
 /// Stores encoded utterances (hidden states and targets as f16) under a temporary name, then
 /// renames, so an interrupted save leaves no half file behind.
 fn save_encoded(path: &Path, data: &[Example]) -> anyhow::Result<()> {
@@ -542,8 +550,7 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     if let Some(parent) = output.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
-    let checkpoint = output.with_extension("checkpoint.safetensors");
-    let state_path = output.with_extension("checkpoint.json");
+    let (checkpoint, state_path) = checkpoint_paths(&output);
     let mut start = 0;
     if resume && checkpoint.is_file() {
         let saved = candle_core::safetensors::load(&checkpoint, &device)?;
@@ -733,6 +740,15 @@ fn dev_wer(model_dir: &Path, manifest: &Path, mode: Lookahead, n: usize) -> anyh
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_whose_names_differ_after_a_dot_keep_separate_checkpoints() {
+        let (default, _) = checkpoint_paths(Path::new("models/ancat-tiny.en"));
+        let (variant, state) = checkpoint_paths(Path::new("models/experiments/ancat-tiny.en-nodistill"));
+        assert_eq!(default, Path::new("models/ancat-tiny.en.checkpoint.safetensors"));
+        assert_eq!(variant, Path::new("models/experiments/ancat-tiny.en-nodistill.checkpoint.safetensors"));
+        assert_eq!(state, Path::new("models/experiments/ancat-tiny.en-nodistill.checkpoint.json"));
+    }
 
     #[test]
     fn the_cache_key_follows_the_frozen_weights_only() {

@@ -201,8 +201,7 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
     let hours = sources.iter().map(|s| s.samples.len()).sum::<usize>() as f64 / cfg.model.sample_rate as f64 / 3600.0;
     eprintln!("hark: {} recordings, {} speakers, {hours:.2} h loaded in {:.0} s", sources.len(), speakers.len(), t0.elapsed().as_secs_f64());
 
-    let checkpoint = output.with_extension("checkpoint.safetensors");
-    let state_path = output.with_extension("checkpoint.json");
+    let (checkpoint, state_path) = super::checkpoint_paths(&output);
     let mut start = 0;
     let mut weights = init(&cfg.model, cfg.seed)?;
     if resume && checkpoint.is_file() {
