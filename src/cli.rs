@@ -264,7 +264,8 @@ pub struct RecogniserArgs {
     /// Beam width; 1 is greedy search (the transducer's beam search is modified beam search).
     #[arg(long, default_value_t = 1)]
     pub beam_size: usize,
-    /// Transducer lookahead: adaptive, causal, fixed:N (N encoder frames of 20 ms per layer) or full.
+    /// Transducer lookahead: adaptive (as calibrated), adaptive:MS (the schedulers moved to that
+    /// mean lookahead in ms), causal, fixed:N (N encoder frames of 20 ms per layer) or full.
     #[arg(long, default_value = "adaptive", value_parser = parse_lookahead)]
     pub lookahead: Lookahead,
     /// Pad every window to 30 s as Whisper was trained (slower on short clips).
@@ -312,7 +313,7 @@ pub struct ListenArgs {
     /// Who writes the final text of each utterance [default: whisper when installed].
     #[arg(long = "final", value_enum)]
     pub final_pass: Option<crate::live::FinalPass>,
-    /// Transducer lookahead for partials: adaptive, causal, fixed:N or full.
+    /// Transducer lookahead for partials: adaptive, adaptive:MS, causal, fixed:N or full.
     #[arg(long)]
     pub lookahead: Option<String>,
     /// Configuration file (TOML; see systemd/hark.toml); flags override it.
@@ -516,7 +517,7 @@ fn load(r: &RecogniserArgs, timestamps: bool) -> anyhow::Result<Recognizer> {
         }
         Engine::Transducer => {
             let dir = models::resolve_transducer(r.model.as_deref().unwrap_or(models::DEFAULT_TRANSDUCER))?;
-            let engine = TransducerEngine::load(&dir).with_context(|| format!("loading model {}", dir.display()))?;
+            let engine = TransducerEngine::load(&dir, r.lookahead).with_context(|| format!("loading model {}", dir.display()))?;
             if !engine.model.config.trained {
                 eprintln!(
                     "hark: warning: {} is untrained ({}): its transcripts are meaningless; its lookahead statistics are real",
@@ -650,7 +651,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<i32> {
 /// Builds the live engines and options from a config (after flag overrides).
 pub fn live_setup(config: &crate::config::Config) -> anyhow::Result<(crate::live::LiveEngines, crate::live::LiveOptions)> {
     let rec = &config.recognition;
-    let mut engines = crate::live::LiveEngines::load(&rec.transducer, rec.final_pass, &rec.whisper)?;
+    let mut engines = crate::live::LiveEngines::load(&rec.transducer, rec.lookahead().map_err(anyhow::Error::msg)?, rec.final_pass, &rec.whisper)?;
     engines.enhancer = load_enhancer(rec.enhance().map_err(anyhow::Error::msg)?.as_ref())?;
     if !engines.transducer.model.config.trained {
         eprintln!("hark: warning: {} is untrained: partials are meaningless", engines.transducer.name);

@@ -58,7 +58,7 @@ pub struct RecognitionConfig {
     /// Who writes finals; absent: Whisper when installed, else the transducer.
     #[serde(rename = "final")]
     pub final_pass: Option<FinalPass>,
-    /// adaptive, causal, fixed:N or full.
+    /// adaptive, adaptive:MS (a mean lookahead in ms), causal, fixed:N or full.
     pub lookahead: String,
     /// Enhancement before recognition: denoise, denoise:rnnoise or target:NAME; absent: none.
     pub enhance: Option<String>,

@@ -60,3 +60,34 @@ fn transducer_transcripts_carry_word_times_and_confidences() {
     let joined: Vec<&str> = words.iter().map(|w| w["word"].as_str().unwrap()).collect();
     assert_eq!(joined.join(" "), v["text"].as_str().unwrap());
 }
+
+#[test]
+fn a_lookahead_target_in_ms_moves_the_adaptive_schedulers() {
+    let manifest = common::fixture("jfk.flac");
+    let dir = tempfile::tempdir().unwrap();
+    let tsv = dir.path().join("m.tsv");
+    std::fs::write(
+        &tsv,
+        format!(
+            "file\tduration_seconds\treference_transcript\n{}\t11.0\tAnd so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.\n",
+            manifest.display()
+        ),
+    )
+    .unwrap();
+    let mean_of = |mode: &str| -> f32 {
+        let out = hark(&["eval", "--engine", "transducer", "--lookahead", mode, tsv.to_str().unwrap()]);
+        assert!(out.status.success(), "{mode}: {}", stderr(&out));
+        let f = fields(stdout(&out).lines().last().unwrap());
+        assert_eq!(f["lookahead"], mode);
+        f["lookahead_mean_ms"].parse().unwrap()
+    };
+    let (causal, calibrated, at_100) = (mean_of("causal"), mean_of("adaptive"), mean_of("adaptive:100"));
+    // Asking for 100 ms (the shipped model is calibrated to 190 ms) waits for less future audio
+    // than the calibrated schedulers, yet more than causal mode.
+    assert!(causal < at_100 && at_100 < calibrated - 30.0, "causal {causal}, adaptive:100 {at_100}, adaptive {calibrated}");
+    assert!((at_100 - 100.0).abs() < 50.0, "adaptive:100 gave {at_100} ms");
+    // A target the model cannot reach is refused, naming the range it can.
+    let out = hark(&["eval", "--engine", "transducer", "--lookahead", "adaptive:1", tsv.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("adaptive lookahead reaches"), "{}", stderr(&out));
+}

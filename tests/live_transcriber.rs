@@ -3,6 +3,7 @@
 
 mod common;
 
+use hark::asr::transducer::Lookahead;
 use hark::audio::FileSource;
 use hark::live::{EventKind, FinalPass, LiveEngines, LiveOptions, LiveTranscriber};
 use hark::vad::{SileroModel, SileroVad};
@@ -58,7 +59,7 @@ fn transcribe(engines: &LiveEngines, path: &std::path::Path) -> Run {
 
 #[test]
 fn whisper_finals_of_dev_real_recordings_are_accurate() {
-    let engines = LiveEngines::load("ancat-tiny.en", Some(FinalPass::Whisper), "whisper-tiny.en").unwrap();
+    let engines = LiveEngines::load("ancat-tiny.en", Lookahead::Adaptive, Some(FinalPass::Whisper), "whisper-tiny.en").unwrap();
     let manifest = hark::eval::read_manifest(&common::fixture("dev-real/manifest.tsv")).unwrap();
     let (mut errors, mut words) = (0, 0);
     for entry in &manifest {
@@ -76,7 +77,7 @@ fn whisper_finals_of_dev_real_recordings_are_accurate() {
 
 #[test]
 fn silence_and_noise_give_no_finals() {
-    let engines = LiveEngines::load("ancat-tiny.en", Some(FinalPass::Whisper), "whisper-tiny.en").unwrap();
+    let engines = LiveEngines::load("ancat-tiny.en", Lookahead::Adaptive, Some(FinalPass::Whisper), "whisper-tiny.en").unwrap();
     let mut live = LiveTranscriber::new(engines, LiveOptions::default());
     let mut events = Vec::new();
     // 10 s of silence, then 2 s of faint white noise, fed as a microphone would.
@@ -95,7 +96,7 @@ fn silence_and_noise_give_no_finals() {
 
 #[test]
 fn transducer_finals_carry_word_times() {
-    let engines = LiveEngines::load("ancat-tiny.en", Some(FinalPass::Transducer), "whisper-tiny.en").unwrap();
+    let engines = LiveEngines::load("ancat-tiny.en", Lookahead::Adaptive, Some(FinalPass::Transducer), "whisper-tiny.en").unwrap();
     let samples = FileSource::open(&common::fixture("dev-real/fleurs-en-003.flac")).unwrap().read_all().unwrap();
     let mut live = LiveTranscriber::new(engines, LiveOptions::default());
     let mut events = Vec::new();
@@ -113,7 +114,7 @@ fn transducer_finals_carry_word_times() {
 
 #[test]
 fn one_long_session_of_many_speakers_keeps_its_accuracy() {
-    let engines = LiveEngines::load("ancat-tiny.en", Some(FinalPass::Whisper), "whisper-tiny.en").unwrap();
+    let engines = LiveEngines::load("ancat-tiny.en", Lookahead::Adaptive, Some(FinalPass::Whisper), "whisper-tiny.en").unwrap();
     let manifest = hark::eval::read_manifest(&common::fixture("dev-real/manifest.tsv")).unwrap();
     let mut live = LiveTranscriber::new(engines, LiveOptions::default());
     let mut events = Vec::new();

@@ -30,6 +30,8 @@ fn tiny_config() -> TransducerConfig {
         blank_id: 0,
         trained: false,
         origin: "test".into(),
+        calibrated_layers: Vec::new(),
+        latency_curve: Vec::new(),
     }
 }
 

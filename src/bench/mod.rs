@@ -50,7 +50,7 @@ const ENDPOINT_FRAMES: usize = 1000;
 /// One measurement (the child process): streams `seconds` of looped speech in chunks of
 /// `chunk_frames` mel frames and prints one JSON line.
 pub fn run_one(model_dir: &Path, audio: &Path, mode: Lookahead, seconds: f64, chunk_frames: usize) -> anyhow::Result<()> {
-    let engine = TransducerEngine::load(model_dir)?;
+    let engine = TransducerEngine::load(model_dir, mode)?;
     let base = speech_frames(audio)?;
     let total = (seconds * 100.0) as usize;
     let opts = TransducerOptions { lookahead: mode, search: SearchMode::Greedy { max_symbols: 3 }, ..Default::default() };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::asr::transducer::search::Word;
-use crate::asr::transducer::{TransducerEngine, TransducerOptions, TransducerStage};
+use crate::asr::transducer::{Lookahead, TransducerEngine, TransducerOptions, TransducerStage};
 use crate::asr::whisper::{WhisperEngine, WhisperOptions, WhisperStage};
 use crate::audio::SAMPLE_RATE;
 use crate::error::Result;
@@ -42,7 +42,7 @@ pub struct LiveEngines {
 impl LiveEngines {
     /// Loads the transducer, the VAD and (for Whisper finals) Whisper, installing what is missing.
     /// `final_pass: None` means Whisper when it is installed, else the transducer.
-    pub fn load(transducer: &str, final_pass: Option<FinalPass>, whisper: &str) -> Result<Self> {
+    pub fn load(transducer: &str, lookahead: Lookahead, final_pass: Option<FinalPass>, whisper: &str) -> Result<Self> {
         let final_pass = final_pass.unwrap_or_else(|| {
             let installed = crate::models::is_installed(&crate::models::model_root().join(whisper)) || std::path::Path::new(whisper).is_dir();
             if installed { FinalPass::Whisper } else { FinalPass::Transducer }
@@ -52,7 +52,7 @@ impl LiveEngines {
             FinalPass::Transducer => None,
         };
         Ok(Self {
-            transducer: TransducerEngine::load(&crate::models::resolve_transducer(transducer)?)?,
+            transducer: TransducerEngine::load(&crate::models::resolve_transducer(transducer)?, lookahead)?,
             vad: SileroModel::load(&crate::models::resolve("silero-vad")?)?,
             whisper,
             enhancer: None,

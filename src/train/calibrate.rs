@@ -13,6 +13,7 @@ use candle_core::{Device, Tensor};
 
 use crate::asr::transducer::model::lookahead_ms;
 use crate::asr::transducer::recognizer::RunningNorm;
+use crate::asr::transducer::config::LatencyPoint;
 use crate::asr::transducer::{Lookahead, TransducerConfig, TransducerModel, Vocabulary};
 use crate::audio::FileSource;
 use crate::features::MelFrontend;
@@ -42,8 +43,13 @@ fn shifted(config: &TransducerConfig, tensors: &HashMap<String, Tensor>, layers:
     Ok((TransducerModel::from_tensors(config.clone(), &t, &Device::Cpu)?, t))
 }
 
+/// Gate-threshold offsets (around the calibrated biases) at which the latency curve is measured:
+/// from most gates open to nearly all closed.
+const CURVE_OFFSETS: [f32; 18] = [-4.0, -2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 12.0];
+
 /// Shifts the schedulers of `layers` in the model folder `dir` until the mean lookahead over
-/// `audio` is at most `target_ms`, and rewrites the folder. Returns (before, after, offset).
+/// `audio` is at most `target_ms`, measures the latency curve of the result (for
+/// `--lookahead adaptive:MS`), and rewrites the folder. Returns (before, after, offset).
 pub fn calibrate(dir: &Path, layers: &[usize], audio: &[std::path::PathBuf], target_ms: f64) -> anyhow::Result<(f64, f64, f32)> {
     let config: TransducerConfig = serde_json::from_slice(&std::fs::read(dir.join("config.json"))?)?;
     let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)?;
@@ -56,12 +62,30 @@ pub fn calibrate(dir: &Path, layers: &[usize], audio: &[std::path::PathBuf], tar
     }
     let (model, _) = shifted(&config, &tensors, layers, 0.0)?;
     let before = mean_lookahead(&model, &mels)?;
-    if before <= target_ms {
-        return Ok((before, before, 0.0));
+    let offset = if before <= target_ms { 0.0 } else { bisect(&config, &tensors, layers, &mels, target_ms)? };
+    let (model, t) = shifted(&config, &tensors, layers, offset)?;
+    let after = mean_lookahead(&model, &mels)?;
+    let mut config = config;
+    if offset > 0.0 {
+        config.origin += &format!("; schedulers calibrated to ≤ {target_ms} ms mean lookahead (bias −{offset:.3})");
     }
-    // Bisection on the offset: the lookahead falls as the gates close.
+    config.calibrated_layers = layers.to_vec();
+    config.latency_curve = CURVE_OFFSETS
+        .iter()
+        .map(|&threshold_offset| {
+            let (model, _) = shifted(&config, &t, layers, threshold_offset)?;
+            Ok(LatencyPoint { threshold_offset, mean_lookahead_ms: mean_lookahead(&model, &mels)? })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    crate::asr::transducer::init::save_model(dir, &config, &t, &Vocabulary::load(&dir.join("vocabulary.txt"))?)?;
+    Ok((before, after, offset))
+}
+
+/// The smallest bias offset (bisection, to 1/256 of the bracket) that brings the mean lookahead
+/// to at most `target_ms`: the lookahead falls as the gates close.
+fn bisect(config: &TransducerConfig, tensors: &HashMap<String, Tensor>, layers: &[usize], mels: &[Tensor], target_ms: f64) -> anyhow::Result<f32> {
     let (mut lo, mut hi) = (0f32, 1f32);
-    while mean_lookahead(&shifted(&config, &tensors, layers, hi)?.0, &mels)? > target_ms {
+    while mean_lookahead(&shifted(config, tensors, layers, hi)?.0, mels)? > target_ms {
         hi *= 2.0;
         if hi > 1e3 {
             anyhow::bail!("the lookahead stays above {target_ms} ms with every trained gate closed");
@@ -69,18 +93,13 @@ pub fn calibrate(dir: &Path, layers: &[usize], audio: &[std::path::PathBuf], tar
     }
     for _ in 0..8 {
         let mid = 0.5 * (lo + hi);
-        if mean_lookahead(&shifted(&config, &tensors, layers, mid)?.0, &mels)? > target_ms {
+        if mean_lookahead(&shifted(config, tensors, layers, mid)?.0, mels)? > target_ms {
             lo = mid;
         } else {
             hi = mid;
         }
     }
-    let (model, t) = shifted(&config, &tensors, layers, hi)?;
-    let after = mean_lookahead(&model, &mels)?;
-    let mut config = config;
-    config.origin += &format!("; schedulers calibrated to ≤ {target_ms} ms mean lookahead (bias −{hi:.3})");
-    crate::asr::transducer::init::save_model(dir, &config, &t, &Vocabulary::load(&dir.join("vocabulary.txt"))?)?;
-    Ok((before, after, hi))
+    Ok(hi)
 }
 
 #[cfg(test)]
@@ -105,7 +124,18 @@ mod tests {
         let model = TransducerModel::load(dir.path(), &Device::Cpu).unwrap();
         let mel = RunningNorm::normalize_all(&MelFrontend::compute(&FileSource::open(&audio[0]).unwrap().read_all().unwrap()));
         let mel = Tensor::from_vec(mel.clone(), (mel.len() / 80, 80), &Device::Cpu).unwrap();
-        assert!((mean_lookahead(&model, &[mel]).unwrap() - after).abs() < 1e-9);
+        assert!((mean_lookahead(&model, &[mel.clone()]).unwrap() - after).abs() < 1e-9);
         assert!(model.config.origin.contains("calibrated"));
+        // Its latency curve falls as the threshold rises, through the calibrated point, and a
+        // run-time target in its range gives about that lookahead.
+        let curve = model.config.latency_curve.clone();
+        assert!(curve.windows(2).all(|p| p[1].mean_lookahead_ms <= p[0].mean_lookahead_ms), "{curve:?}");
+        assert!(curve.iter().any(|p| p.threshold_offset == 0.0 && (p.mean_lookahead_ms - after).abs() < 1e-9));
+        assert_eq!(model.config.calibrated_layers, [1]);
+        let target = 0.5 * (after + curve.last().unwrap().mean_lookahead_ms);
+        let mut moved = model;
+        moved.set_latency_target(target).unwrap();
+        let reached = mean_lookahead(&moved, &[mel]).unwrap();
+        assert!((reached - target).abs() < 10.0, "asked {target:.1} ms, got {reached:.1} ms ({curve:?})");
     }
 }

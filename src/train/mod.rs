@@ -493,7 +493,7 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
     // The frozen blocks' outputs, once per utterance, kept on disk for the next run with the
     // same data and frozen blocks.
     let lower: Vec<String> = (0..first_trained).map(|l| future_frames(mode, &model_cfg, l, true).map_or("all".into(), |w| w.to_string())).collect();
-    let shape = TransducerConfig { lookahead_frames: Vec::new(), origin: String::new(), ..model_cfg.clone() };
+    let shape = TransducerConfig { lookahead_frames: Vec::new(), origin: String::new(), calibrated_layers: Vec::new(), latency_curve: Vec::new(), ..model_cfg.clone() };
     let fingerprint = format!(
         "v1 {shape:?} whisper={:?} frozen={} lower={lower:?} distill={} augment={:?} seed={} files={:?} vocabulary={:?}",
         cfg.init_whisper,
@@ -718,7 +718,7 @@ pub fn calibrate_only(config_path: &Path) -> anyhow::Result<()> {
 fn dev_wer(model_dir: &Path, manifest: &Path, mode: Lookahead, n: usize) -> anyhow::Result<f64> {
     let mut entries = read_manifest(manifest)?;
     entries.truncate(n.max(1));
-    let engine = TransducerEngine::load(model_dir)?;
+    let engine = TransducerEngine::load(model_dir, mode)?;
     let rec = Recognizer::Transducer(engine, TransducerOptions { lookahead: mode, search: SearchMode::Greedy { max_symbols: 3 }, ..Default::default() });
     let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
     let mut hyps = vec![String::new(); paths.len()];

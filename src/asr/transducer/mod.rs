@@ -25,6 +25,9 @@ pub use vocab::Vocabulary;
 pub enum Lookahead {
     /// The model's schedulers decide per layer and frame.
     Adaptive,
+    /// The schedulers with their gate thresholds moved to give this mean lookahead (ms), read
+    /// off the latency curve measured at calibration.
+    AdaptiveAt(u32),
     /// No future frames.
     Causal,
     /// N future encoder frames (20 ms each) at every layer.
@@ -41,11 +44,11 @@ impl std::str::FromStr for Lookahead {
             "adaptive" => Ok(Self::Adaptive),
             "causal" => Ok(Self::Causal),
             "full" => Ok(Self::Full),
-            _ => s
-                .strip_prefix("fixed:")
-                .and_then(|n| n.parse().ok())
-                .map(Self::Fixed)
-                .ok_or_else(|| format!("unknown lookahead mode '{s}' (adaptive, causal, fixed:N, full)")),
+            _ => {
+                let fixed = s.strip_prefix("fixed:").and_then(|n| n.parse().ok()).map(Self::Fixed);
+                let at = || s.strip_prefix("adaptive:").map(|ms| ms.trim_end_matches("ms")).and_then(|ms| ms.parse().ok()).map(Self::AdaptiveAt);
+                fixed.or_else(at).ok_or_else(|| format!("unknown lookahead mode '{s}' (adaptive, adaptive:MS, causal, fixed:N, full)"))
+            }
         }
     }
 }
@@ -54,6 +57,7 @@ impl std::fmt::Display for Lookahead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Adaptive => write!(f, "adaptive"),
+            Self::AdaptiveAt(ms) => write!(f, "adaptive:{ms}"),
             Self::Causal => write!(f, "causal"),
             Self::Fixed(n) => write!(f, "fixed:{n}"),
             Self::Full => write!(f, "full"),
@@ -131,6 +135,10 @@ mod tests {
         assert_eq!("fixed:3".parse::<Lookahead>().unwrap(), Lookahead::Fixed(3));
         assert_eq!(Lookahead::Fixed(3).to_string(), "fixed:3");
         assert!("fixed:x".parse::<Lookahead>().is_err());
+        assert_eq!("adaptive:120".parse::<Lookahead>().unwrap(), Lookahead::AdaptiveAt(120));
+        assert_eq!("adaptive:80ms".parse::<Lookahead>().unwrap(), Lookahead::AdaptiveAt(80));
+        assert_eq!(Lookahead::AdaptiveAt(120).to_string(), "adaptive:120");
+        assert!("adaptive:soon".parse::<Lookahead>().is_err());
         let s = LookaheadStats::of(&[12.5, 12.5, 52.5, 92.5]);
         assert_eq!(s, LookaheadStats { mean_ms: 42.5, p50_ms: 12.5, p90_ms: 92.5 });
     }

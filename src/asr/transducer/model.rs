@@ -51,8 +51,10 @@ pub struct Block {
     pub ln2: LayerNorm,
     pub fc1: Linear,
     pub fc2: Linear,
-    /// d_model → 1: the gate's logit; the gate is on when it is positive.
+    /// d_model → 1: the gate's logit; the gate is on when it is above `gate_threshold`.
     pub scheduler: Linear,
+    /// 0 as trained; raised (lowered) at run time to wait for future frames less (more) often.
+    pub gate_threshold: f32,
 }
 
 pub struct TransducerModel {
@@ -117,7 +119,7 @@ pub fn future_frames(mode: Lookahead, cfg: &TransducerConfig, layer: usize, gate
     match mode {
         Lookahead::Full => None,
         Lookahead::Fixed(n) => Some(n),
-        Lookahead::Adaptive if gate => Some(cfg.lookahead_frames[layer]),
+        Lookahead::Adaptive | Lookahead::AdaptiveAt(_) if gate => Some(cfg.lookahead_frames[layer]),
         _ => Some(0),
     }
 }
@@ -127,7 +129,7 @@ pub fn future_frames(mode: Lookahead, cfg: &TransducerConfig, layer: usize, gate
 pub fn gates(mode: Lookahead, block: &Block, x: &Tensor) -> Result<Vec<bool>> {
     let n = x.dim(0)?;
     Ok(match mode {
-        Lookahead::Adaptive => block.gate_logits(x)?.iter().map(|&g| g > 0.0).collect(),
+        Lookahead::Adaptive | Lookahead::AdaptiveAt(_) => block.gate_logits(x)?.iter().map(|&g| g > block.gate_threshold).collect(),
         Lookahead::Causal => vec![false; n],
         Lookahead::Fixed(_) | Lookahead::Full => vec![true; n],
     })
@@ -288,6 +290,16 @@ impl TransducerModel {
         self.pred_proj.forward(&emb)?.squeeze(0)
     }
 
+    /// Moves the calibrated blocks' gate thresholds so that adaptive mode waits for about
+    /// `target_ms` of future audio on average (read off the config's latency curve).
+    pub fn set_latency_target(&mut self, target_ms: f64) -> std::result::Result<(), String> {
+        let offset = self.config.threshold_for_latency(target_ms)?;
+        for &layer in &self.config.calibrated_layers {
+            self.blocks[layer].gate_threshold = offset;
+        }
+        Ok(())
+    }
+
     /// Loads a model folder (config.json + model.safetensors).
     pub fn load(dir: &Path, device: &Device) -> crate::error::Result<Self> {
         let cfg_path = dir.join("config.json");
@@ -314,6 +326,7 @@ impl TransducerModel {
                     fc1: linear(&format!("{p}.fc1"))?,
                     fc2: linear(&format!("{p}.fc2"))?,
                     scheduler: linear(&format!("{p}.scheduler"))?,
+                    gate_threshold: 0.0,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -19,9 +19,13 @@ pub struct TransducerEngine {
 }
 
 impl TransducerEngine {
-    pub fn load(dir: &Path) -> Result<Arc<Self>> {
+    /// Loads a model folder for `lookahead`; `adaptive:MS` moves the schedulers to that latency.
+    pub fn load(dir: &Path, lookahead: Lookahead) -> Result<Arc<Self>> {
         let _span = tracing::info_span!("load_transducer", dir = %dir.display()).entered();
-        let model = TransducerModel::load(dir, &Device::Cpu)?;
+        let mut model = TransducerModel::load(dir, &Device::Cpu)?;
+        if let Lookahead::AdaptiveAt(ms) = lookahead {
+            model.set_latency_target(ms as f64).map_err(|e| crate::error::Error::Model(format!("--lookahead {lookahead}: {e}")))?;
+        }
         let vocab = Vocabulary::load(&dir.join("vocabulary.txt"))?;
         if vocab.len() != model.config.vocab_size {
             return Err(crate::error::Error::Model(format!(
