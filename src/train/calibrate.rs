@@ -124,7 +124,7 @@ mod tests {
         let model = TransducerModel::load(dir.path(), &Device::Cpu).unwrap();
         let mel = RunningNorm::normalize_all(&MelFrontend::compute(&FileSource::open(&audio[0]).unwrap().read_all().unwrap()));
         let mel = Tensor::from_vec(mel.clone(), (mel.len() / 80, 80), &Device::Cpu).unwrap();
-        assert!((mean_lookahead(&model, &[mel.clone()]).unwrap() - after).abs() < 1e-9);
+        assert!((mean_lookahead(&model, std::slice::from_ref(&mel)).unwrap() - after).abs() < 1e-9);
         assert!(model.config.origin.contains("calibrated"));
         // Its latency curve falls as the threshold rises, through the calibrated point, and a
         // run-time target in its range gives about that lookahead.
