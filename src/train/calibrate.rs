@@ -32,15 +32,16 @@ pub fn mean_lookahead(model: &TransducerModel, mels: &[Tensor]) -> anyhow::Resul
     Ok(sum / n.max(1) as f64)
 }
 
-/// The model with `offset` subtracted from the scheduler biases of `layers`.
-fn shifted(config: &TransducerConfig, tensors: &HashMap<String, Tensor>, layers: &[usize], offset: f32) -> anyhow::Result<(TransducerModel, HashMap<String, Tensor>)> {
+/// The weights with `offset` subtracted from the scheduler biases of `layers`: a gate threshold
+/// of `offset` made part of the model.
+fn shifted(tensors: &HashMap<String, Tensor>, layers: &[usize], offset: f32) -> anyhow::Result<HashMap<String, Tensor>> {
     let mut t = tensors.clone();
     for l in layers {
         let name = format!("blocks.{l}.scheduler.bias");
         let b = (t.get(&name).with_context(|| format!("model lacks {name}"))? - offset as f64)?;
         t.insert(name, b);
     }
-    Ok((TransducerModel::from_tensors(config.clone(), &t, &Device::Cpu)?, t))
+    Ok(t)
 }
 
 /// Gate-threshold offsets (around the calibrated biases) at which the latency curve is measured:
@@ -60,10 +61,11 @@ pub fn calibrate(dir: &Path, layers: &[usize], audio: &[std::path::PathBuf], tar
             mels.push(Tensor::from_vec(mel.clone(), (mel.len() / config.n_mels, config.n_mels), &Device::Cpu)?);
         }
     }
-    let (model, _) = shifted(&config, &tensors, layers, 0.0)?;
+    let mut model = TransducerModel::from_tensors(config.clone(), &tensors, &Device::Cpu)?;
     let before = mean_lookahead(&model, &mels)?;
-    let offset = if before <= target_ms { 0.0 } else { bisect(&config, &tensors, layers, &mels, target_ms)? };
-    let (model, t) = shifted(&config, &tensors, layers, offset)?;
+    let offset = if before <= target_ms { 0.0 } else { bisect(&mut model, layers, &mels, target_ms)? };
+    let t = shifted(&tensors, layers, offset)?;
+    let mut model = TransducerModel::from_tensors(config.clone(), &t, &Device::Cpu)?;
     let after = mean_lookahead(&model, &mels)?;
     let mut config = config;
     if offset > 0.0 {
@@ -73,7 +75,7 @@ pub fn calibrate(dir: &Path, layers: &[usize], audio: &[std::path::PathBuf], tar
     config.latency_curve = CURVE_OFFSETS
         .iter()
         .map(|&threshold_offset| {
-            let (model, _) = shifted(&config, &t, layers, threshold_offset)?;
+            model.set_gate_thresholds(layers, threshold_offset);
             Ok(LatencyPoint { threshold_offset, mean_lookahead_ms: mean_lookahead(&model, &mels)? })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -81,11 +83,15 @@ pub fn calibrate(dir: &Path, layers: &[usize], audio: &[std::path::PathBuf], tar
     Ok((before, after, offset))
 }
 
-/// The smallest bias offset (bisection, to 1/256 of the bracket) that brings the mean lookahead
-/// to at most `target_ms`: the lookahead falls as the gates close.
-fn bisect(config: &TransducerConfig, tensors: &HashMap<String, Tensor>, layers: &[usize], mels: &[Tensor], target_ms: f64) -> anyhow::Result<f32> {
+/// The smallest gate threshold of `layers` (bisection, to 1/256 of the bracket) that brings the
+/// mean lookahead to at most `target_ms`: the lookahead falls as the gates close.
+fn bisect(model: &mut TransducerModel, layers: &[usize], mels: &[Tensor], target_ms: f64) -> anyhow::Result<f32> {
+    let mut at = |threshold: f32| {
+        model.set_gate_thresholds(layers, threshold);
+        mean_lookahead(model, mels)
+    };
     let (mut lo, mut hi) = (0f32, 1f32);
-    while mean_lookahead(&shifted(config, tensors, layers, hi)?.0, mels)? > target_ms {
+    while at(hi)? > target_ms {
         hi *= 2.0;
         if hi > 1e3 {
             anyhow::bail!("the lookahead stays above {target_ms} ms with every trained gate closed");
@@ -93,7 +99,7 @@ fn bisect(config: &TransducerConfig, tensors: &HashMap<String, Tensor>, layers: 
     }
     for _ in 0..8 {
         let mid = 0.5 * (lo + hi);
-        if mean_lookahead(&shifted(config, tensors, layers, mid)?.0, mels)? > target_ms {
+        if at(mid)? > target_ms {
             lo = mid;
         } else {
             hi = mid;

@@ -293,11 +293,18 @@ impl TransducerModel {
     /// Moves the calibrated blocks' gate thresholds so that adaptive mode waits for about
     /// `target_ms` of future audio on average (read off the config's latency curve).
     pub fn set_latency_target(&mut self, target_ms: f64) -> std::result::Result<(), String> {
-        let offset = self.config.threshold_for_latency(target_ms)?;
-        for &layer in &self.config.calibrated_layers {
-            self.blocks[layer].gate_threshold = offset;
-        }
+        let threshold = self.config.threshold_for_latency(target_ms)?;
+        let layers = self.config.calibrated_layers.clone();
+        self.set_gate_thresholds(&layers, threshold);
         Ok(())
+    }
+
+    /// Sets the gate threshold of the blocks `layers` (calibration measures its curve this way,
+    /// the same mechanism a run-time latency target uses).
+    pub fn set_gate_thresholds(&mut self, layers: &[usize], threshold: f32) {
+        for &layer in layers {
+            self.blocks[layer].gate_threshold = threshold;
+        }
     }
 
     /// Loads a model folder (config.json + model.safetensors).
