@@ -70,6 +70,10 @@ pub enum Command {
         /// Only calibrate the exported model's schedulers to the config's latency target.
         #[arg(long, conflicts_with = "resume")]
         calibrate: bool,
+        /// Where the separator trains: `cpu`, or `cuda` / `cuda:N` (an NVIDIA GPU; needs hark
+        /// built with `--features cuda`).
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Build training data.
     Data {
@@ -469,18 +473,24 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{n} utterances rendered; manifest: {}", out.join("manifest.tsv").display());
             Ok(0)
         }
-        Command::Train { what: TrainTarget::Transducer, config, calibrate: true, .. } => {
+        Command::Train { what: TrainTarget::Transducer, config, calibrate: true, device, .. } => {
+            if device != "cpu" {
+                bail!("--device applies to the separator only; the transducer trains on the CPU");
+            }
             crate::train::calibrate_only(&config)?;
             Ok(0)
         }
-        Command::Train { what: TrainTarget::Separation, config, resume, calibrate } => {
+        Command::Train { what: TrainTarget::Separation, config, resume, calibrate, device } => {
             if calibrate {
                 bail!("--calibrate applies to the transducer only");
             }
-            crate::train::separation::train(&config, resume)?;
+            crate::train::separation::train(&config, resume, &crate::train::parse_device(&device)?)?;
             Ok(0)
         }
-        Command::Train { config, resume, .. } => {
+        Command::Train { config, resume, device, .. } => {
+            if device != "cpu" {
+                bail!("--device applies to the separator only; the transducer trains on the CPU");
+            }
             crate::train::train(&config, resume)?;
             Ok(0)
         }

@@ -384,6 +384,22 @@ fn load_encoded(path: &Path, device: &Device) -> Option<Vec<Example>> {
     (!data.is_empty()).then_some(data)
 }
 
+/// `cpu`, `cuda` or `cuda:N` → a candle device. A CUDA device needs hark built with
+/// `--features cuda` and an NVIDIA driver; candle's error says which is missing.
+pub fn parse_device(name: &str) -> anyhow::Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        _ if name.starts_with("cuda") && !cfg!(feature = "cuda") => {
+            bail!("--device {name}: this hark was built without CUDA; build it with scripts/build-cuda.sh (or `cargo build --release --features cuda` where CUDA's toolkit is installed)")
+        }
+        "cuda" => Device::new_cuda(0).context("--device cuda"),
+        _ => match name.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+            Some(ordinal) => Device::new_cuda(ordinal).with_context(|| format!("--device {name}")),
+            None => bail!("--device {name}: expected cpu, cuda or cuda:N"),
+        },
+    }
+}
+
 /// Runs a training job. Returns the per-step losses (for tests).
 pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
     Ok(train_with_stats(config_path, resume)?.iter().map(|s| s.loss).collect())
@@ -739,6 +755,20 @@ fn dev_wer(model_dir: &Path, manifest: &Path, mode: Lookahead, n: usize) -> anyh
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn devices_are_named_cpu_or_cuda() {
+        assert!(parse_device("cpu").unwrap().is_cpu());
+        let err = parse_device("gpu").unwrap_err().to_string();
+        assert!(err.contains("expected cpu, cuda or cuda:N"), "{err}");
+        assert!(parse_device("cuda:x").is_err());
+        // Without the `cuda` feature (or a GPU) the error says so instead of falling back.
+        if !cfg!(feature = "cuda") {
+            let err = format!("{:#}", parse_device("cuda").unwrap_err());
+            assert!(err.to_lowercase().contains("cuda"), "{err}");
+        }
+    }
+
     use super::*;
 
     #[test]

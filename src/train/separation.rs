@@ -35,6 +35,10 @@ pub struct SeparationTrainConfig {
     /// The two sources' levels differ by up to this many dB.
     #[serde(default = "default_level")]
     pub level_db: f32,
+    /// Each source is played up to this fraction faster or slower (pitch and formants move
+    /// with it), so every recorded voice stands for a range of voices; 0 leaves them as they are.
+    #[serde(default)]
+    pub speed_perturb: f32,
     pub steps: usize,
     #[serde(default = "default_batch")]
     pub batch: usize,
@@ -119,8 +123,32 @@ fn crop(x: &[f32], len: usize, rng: &mut Rng) -> Vec<f32> {
     }
 }
 
-/// A batch of two-speaker mixtures `[B, L]` and their sources `[B, 2, L]`.
-fn batch(sources: &[Source], cfg: &SeparationTrainConfig, rng: &mut Rng) -> anyhow::Result<(Tensor, Tensor)> {
+/// `x` played `factor` times as fast, `len` samples of it (linear interpolation: the factors
+/// used are near 1, where its aliasing stays far below the speech).
+fn change_speed(x: &[f32], factor: f32, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            let pos = i as f32 * factor;
+            let (j, frac) = (pos as usize, pos.fract());
+            let a = x.get(j).copied().unwrap_or(0.0);
+            let b = x.get(j + 1).copied().unwrap_or(0.0);
+            a + (b - a) * frac
+        })
+        .collect()
+}
+
+/// A random `len`-sample stretch of one source, at a random speed within ±`perturb`.
+fn draw(x: &[f32], len: usize, perturb: f32, rng: &mut Rng) -> Vec<f32> {
+    if perturb <= 0.0 {
+        return crop(x, len, rng);
+    }
+    let factor = 1.0 + (rng.uniform() * 2.0 - 1.0) * perturb;
+    let stretch = crop(x, (len as f32 * factor).ceil() as usize + 1, rng);
+    change_speed(&stretch, factor, len)
+}
+
+/// A batch of two-speaker mixtures `[B, L]` and their sources `[B, 2, L]`, on `device`.
+fn batch(sources: &[Source], cfg: &SeparationTrainConfig, rng: &mut Rng, device: &Device) -> anyhow::Result<(Tensor, Tensor)> {
     let len = (cfg.segment_s * cfg.model.sample_rate as f32) as usize;
     let (mut mixes, mut refs) = (Vec::new(), Vec::new());
     for _ in 0..cfg.batch {
@@ -131,7 +159,7 @@ fn batch(sources: &[Source], cfg: &SeparationTrainConfig, rng: &mut Rng) -> anyh
                 break b;
             }
         };
-        let (mut s1, mut s2) = (crop(&a.samples, len, rng), crop(&b.samples, len, rng));
+        let (mut s1, mut s2) = (draw(&a.samples, len, cfg.speed_perturb, rng), draw(&b.samples, len, cfg.speed_perturb, rng));
         let db = (rng.uniform() * 2.0 - 1.0) * cfg.level_db / 2.0;
         let target = 0.05 * 10f32.powf((rng.uniform() * 2.0 - 1.0) * 0.3); // about −26 dBFS, ±6 dB
         for (s, level) in [(&mut s1, target * 10f32.powf(db / 20.0)), (&mut s2, target * 10f32.powf(-db / 20.0))] {
@@ -142,7 +170,7 @@ fn batch(sources: &[Source], cfg: &SeparationTrainConfig, rng: &mut Rng) -> anyh
         refs.extend(s1);
         refs.extend(s2);
     }
-    Ok((Tensor::from_vec(mixes, (cfg.batch, len), &Device::Cpu)?, Tensor::from_vec(refs, (cfg.batch, 2, len), &Device::Cpu)?))
+    Ok((Tensor::from_vec(mixes, (cfg.batch, len), device)?, Tensor::from_vec(refs, (cfg.batch, 2, len), device)?))
 }
 
 /// SI-SNR (dB) of each estimate row against its reference row, `[B, L]` → `[B]`.
@@ -169,6 +197,8 @@ pub fn pit_si_snr(est: &Tensor, reference: &Tensor) -> candle_core::Result<Tenso
 
 fn save_model(dir: &Path, cfg: &SeparatorConfig, weights: &HashMap<String, Tensor>, origin: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let weights = on_cpu(weights)?;
+    let weights = &weights;
     // Written under temporary names and renamed, so an interrupted save leaves the old model.
     let tmp = dir.join("model.safetensors.part");
     candle_core::safetensors::save(weights, &tmp)?;
@@ -178,8 +208,13 @@ fn save_model(dir: &Path, cfg: &SeparatorConfig, weights: &HashMap<String, Tenso
     Ok(())
 }
 
-/// Trains; returns the loss (negative PIT SI-SNR, dB) of every step run.
-pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
+fn on_cpu(weights: &HashMap<String, Tensor>) -> candle_core::Result<HashMap<String, Tensor>> {
+    weights.iter().map(|(n, t)| Ok((n.clone(), t.to_device(&Device::Cpu)?))).collect()
+}
+
+/// Trains on `device` (the CPU, or a GPU where hark is built with `--features cuda`); returns
+/// the loss (negative PIT SI-SNR, dB) of every step run.
+pub fn train(config_path: &Path, resume: bool, device: &Device) -> anyhow::Result<Vec<f32>> {
     let text = std::fs::read_to_string(config_path).with_context(|| format!("reading {}", config_path.display()))?;
     let cfg: SeparationTrainConfig = toml::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
     let base = config_path.parent().unwrap_or(Path::new("."));
@@ -201,6 +236,8 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
     let hours = sources.iter().map(|s| s.samples.len()).sum::<usize>() as f64 / cfg.model.sample_rate as f64 / 3600.0;
     eprintln!("hark: {} recordings, {} speakers, {hours:.2} h loaded in {:.0} s", sources.len(), speakers.len(), t0.elapsed().as_secs_f64());
 
+    // The checkpoint lives beside the output folder, so that folder's parent must exist.
+    std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
     let (checkpoint, state_path) = super::checkpoint_paths(&output);
     let mut start = 0;
     let mut weights = init(&cfg.model, cfg.seed)?;
@@ -210,11 +247,11 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
         start = state["step"].as_u64().unwrap_or(0) as usize;
         eprintln!("hark: resuming at step {start} (optimizer moments restart)");
     }
-    let vars: HashMap<String, Var> = weights.iter().map(|(n, t)| Ok((n.clone(), Var::from_tensor(t)?))).collect::<candle_core::Result<_>>()?;
+    let vars: HashMap<String, Var> = weights.iter().map(|(n, t)| Ok((n.clone(), Var::from_tensor(&t.to_device(device)?)?))).collect::<candle_core::Result<_>>()?;
     let mut opt = AdamW::new(vars.values().cloned().collect(), ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() })?;
     let current = || -> HashMap<String, Tensor> { vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect() };
     let save_checkpoint = |step: usize| -> anyhow::Result<()> {
-        candle_core::safetensors::save(&current(), &checkpoint)?;
+        candle_core::safetensors::save(&on_cpu(&current())?, &checkpoint)?;
         std::fs::write(&state_path, serde_json::json!({ "step": step }).to_string())?;
         Ok(())
     };
@@ -231,7 +268,7 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
     for step in start..cfg.steps {
         let lr = super::layers::warmup_cosine(cfg.lr, step, cfg.warmup, cfg.steps, 0.05);
         opt.set_learning_rate(lr);
-        let (mix, reference) = batch(&sources, &cfg, &mut rng)?;
+        let (mix, reference) = batch(&sources, &cfg, &mut rng, device)?;
         let tensors = current();
         let model = Separator { config: &cfg.model, weights: &tensors };
         let est = model.forward(&mix)?;
@@ -261,7 +298,7 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
             save_checkpoint(step + 1)?;
             save_model(&output, &cfg.model, &current(), &format!("hark train separation --config {} ({} steps)", config_path.display(), step + 1))?;
             let line = format!(
-                "step {}: SI-SNR {:.2} dB (mean of last {}), lr {lr:.2e}, {:.0} s, checkpoint saved",
+                "step {}: SI-SNR {:.2} dB (mean of last {}), lr {lr:.2e}, {:.1} s, checkpoint saved",
                 step + 1,
                 -recent.iter().sum::<f32>() / recent.len() as f32,
                 recent.len(),
@@ -295,5 +332,29 @@ mod tests {
         let row = Tensor::from_vec(a.clone(), (1, 800), &Device::Cpu).unwrap();
         let perfect = si_snr(&row, &row).unwrap().to_vec1::<f32>().unwrap()[0];
         assert!((got - (expected_b + perfect) / 2.0).abs() < 0.05, "{got} vs {}", (expected_b + perfect) / 2.0);
+    }
+
+    /// Zero crossings per sample of a signal (twice its frequency, for a pure tone).
+    fn crossing_rate(x: &[f32]) -> f32 {
+        x.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count() as f32 / x.len() as f32
+    }
+
+    #[test]
+    fn changing_speed_scales_the_pitch_and_keeps_the_length() {
+        let tone: Vec<f32> = (0..8000).map(|i| (2.0 * std::f32::consts::PI * 200.0 * i as f32 / 8000.0).sin()).collect();
+        for factor in [0.85f32, 1.0, 1.15] {
+            let out = change_speed(&tone, factor, 4000);
+            assert_eq!(out.len(), 4000);
+            let ratio = crossing_rate(&out) / crossing_rate(&tone[..4000]);
+            assert!((ratio - factor).abs() < 0.01, "factor {factor}: pitch ratio {ratio}");
+        }
+        // Perturbed draws stay within the range asked for, and a zero range is a plain crop.
+        let mut rng = Rng::new(3);
+        for _ in 0..20 {
+            let ratio = crossing_rate(&draw(&tone, 2000, 0.15, &mut rng)) / crossing_rate(&tone);
+            assert!((0.83..=1.17).contains(&ratio), "pitch ratio {ratio}");
+        }
+        let plain = draw(&tone, 2000, 0.0, &mut rng);
+        assert!(tone.windows(2000).any(|w| w == plain.as_slice()));
     }
 }
