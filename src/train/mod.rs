@@ -9,6 +9,7 @@
 pub mod augment;
 pub mod calibrate;
 pub mod layers;
+pub mod recipe;
 pub mod rnnt;
 pub mod separation;
 
@@ -405,10 +406,10 @@ pub fn train(config_path: &Path, resume: bool) -> anyhow::Result<Vec<f32>> {
     Ok(train_with_stats(config_path, resume)?.iter().map(|s| s.loss).collect())
 }
 
-/// Reads a training config; relative paths in it are relative to the returned folder.
+/// Reads a training config (with what it `extends`); relative paths in it are relative to the
+/// returned folder.
 fn load_config(config_path: &Path) -> anyhow::Result<(TrainConfig, &Path)> {
-    let text = std::fs::read_to_string(config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let cfg: TrainConfig = toml::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+    let cfg: TrainConfig = recipe::read(config_path)?;
     Ok((cfg, config_path.parent().unwrap_or(Path::new("."))))
 }
 

@@ -215,8 +215,7 @@ fn on_cpu(weights: &HashMap<String, Tensor>) -> candle_core::Result<HashMap<Stri
 /// Trains on `device` (the CPU, or a GPU where hark is built with `--features cuda`); returns
 /// the loss (negative PIT SI-SNR, dB) of every step run.
 pub fn train(config_path: &Path, resume: bool, device: &Device) -> anyhow::Result<Vec<f32>> {
-    let text = std::fs::read_to_string(config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let cfg: SeparationTrainConfig = toml::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+    let cfg: SeparationTrainConfig = super::recipe::read(config_path)?;
     let base = config_path.parent().unwrap_or(Path::new("."));
     let output = base.join(&cfg.output);
     let manifests: Vec<PathBuf> = cfg.train.iter().map(|p| base.join(p)).collect();
