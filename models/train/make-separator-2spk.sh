@@ -28,3 +28,4 @@ if [ "$DEVICE" != cpu ]; then
     HARK=target/cuda/release/hark
 fi
 "$HARK" train separation --config models/train/separator-2spk.toml --device "$DEVICE" "$@"
+"$HARK" train separation --config models/train/separator-2spk-continued.toml --device "$DEVICE" --resume
