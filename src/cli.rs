@@ -473,10 +473,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{n} utterances rendered; manifest: {}", out.join("manifest.tsv").display());
             Ok(0)
         }
-        Command::Train { what: TrainTarget::Transducer, config, calibrate: true, device, .. } => {
-            if device != "cpu" {
-                bail!("--device applies to the separator only; the transducer trains on the CPU");
-            }
+        Command::Train { what: TrainTarget::Transducer, device, .. } if device != "cpu" => {
+            bail!("--device applies to the separator only; the transducer trains on the CPU")
+        }
+        Command::Train { what: TrainTarget::Transducer, config, calibrate: true, .. } => {
             crate::train::calibrate_only(&config)?;
             Ok(0)
         }
@@ -487,10 +487,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             crate::train::separation::train(&config, resume, &crate::train::parse_device(&device)?)?;
             Ok(0)
         }
-        Command::Train { config, resume, device, .. } => {
-            if device != "cpu" {
-                bail!("--device applies to the separator only; the transducer trains on the CPU");
-            }
+        Command::Train { config, resume, .. } => {
             crate::train::train(&config, resume)?;
             Ok(0)
         }

@@ -107,8 +107,8 @@ pub fn init(c: &SeparatorConfig, seed: u64) -> Result<HashMap<String, Tensor>> {
 
 
 fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    // One [rows, in] × [in, out] product: a broadcast batch of them is slower on the CPU and
-    // not every GPU kernel accepts a broadcast (zero-stride) operand.
+    // One [rows, in] × [in, out] product rather than a broadcast batch of them: not every GPU
+    // kernel accepts a broadcast (zero-stride) operand.
     let (bsz, t, d) = x.dims3()?;
     let y = x.reshape((bsz * t, d))?.matmul(&w.t()?)?.reshape((bsz, t, w.dim(0)?))?;
     Ok(match b {

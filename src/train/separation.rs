@@ -197,8 +197,7 @@ pub fn pit_si_snr(est: &Tensor, reference: &Tensor) -> candle_core::Result<Tenso
 
 fn save_model(dir: &Path, cfg: &SeparatorConfig, weights: &HashMap<String, Tensor>, origin: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let weights = on_cpu(weights)?;
-    let weights = &weights;
+    let weights = &on_cpu(weights)?;
     // Written under temporary names and renamed, so an interrupted save leaves the old model.
     let tmp = dir.join("model.safetensors.part");
     candle_core::safetensors::save(weights, &tmp)?;
