@@ -13,11 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEVICE="${DEVICE:-cuda}"
 command -v espeak-ng >/dev/null && command -v flite >/dev/null && command -v text2wave >/dev/null \
-    && [ -d /usr/share/games/fortunes ] || scripts/install-voices.sh
-if ! command -v sox >/dev/null || ! command -v oggenc >/dev/null; then
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get install -y --no-install-recommends sox vorbis-tools
-fi
+    && command -v sox >/dev/null && command -v oggenc >/dev/null \
+    && [ -d /usr/share/games/fortunes ] || scripts/install-voices.sh sox vorbis-tools
 cargo build --release
 target/release/hark data synth --out .cache/synth --utterances 2500 --seed 0
 target/release/hark data synth --out .cache/synth-hibari --utterances 2500 --seed 1 --synthesisers hibari
