@@ -391,6 +391,17 @@ pub struct EvalArgs {
     pub recogniser: RecogniserArgs,
 }
 
+impl Cli {
+    /// How many files this command decodes at once (1 for commands that are not batches).
+    pub fn parallel_files(&self) -> usize {
+        match &self.command {
+            Command::Transcribe(a) => a.recogniser.jobs.unwrap_or_else(default_jobs).clamp(1, a.files.len().max(1)),
+            Command::Eval(a) => a.recogniser.jobs.unwrap_or_else(default_jobs).max(1),
+            _ => 1,
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Transcribe(a) => transcribe(a),

@@ -167,6 +167,33 @@ fn eval_scores_a_manifest_with_the_machine_readable_last_line() {
 }
 
 #[test]
+fn read_speech_never_runs_away() {
+    // Five LibriSpeech utterances where Whisper tiny.en used to loop after the speech ended
+    // (114 errors in 18 words on the first); faster-whisper reads them all correctly.
+    let clips: Vec<(String, std::path::PathBuf, String)> = common::RUNAWAY_UTTERANCES
+        .iter()
+        .map(|name| {
+            let (path, reference) = common::librispeech_dev(name);
+            (name.to_string(), path, reference)
+        })
+        .collect();
+    let mut args = vec!["transcribe", "-f", "tsv"];
+    args.extend(clips.iter().map(|(_, path, _)| path.to_str().unwrap()));
+    let out = hark(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for (name, path, reference) in &clips {
+        let hyp = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{}\t", path.display())))
+            .unwrap_or_else(|| panic!("no line for {name}: {text}"));
+        common::assert_no_runaway(name, reference, hyp);
+        let (errors, words) = hark::eval::wer_counts(reference, hyp);
+        assert!(errors as f64 <= 0.3 * words as f64, "{name}: {errors} errors in {words} words: {hyp}");
+    }
+}
+
+#[test]
 fn a_wrong_download_is_refused() {
     // A wheel in the cache under the pinned name but with other bytes: as if the download was
     // corrupted or replaced.

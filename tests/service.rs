@@ -289,6 +289,19 @@ fn openai_transcriptions_endpoint() {
 }
 
 #[test]
+fn an_upload_of_read_speech_never_runs_away() {
+    let server = Server::start("", &[]);
+    let (path, reference) = common::librispeech_dev(common::RUNAWAY_UTTERANCES[0]);
+    let audio = std::fs::read(&path).unwrap();
+    let (status, body) = post(&server, "", &[("file", Some("speech.mp3"), &audio[..]), ("model", None, b"whisper-1")]);
+    assert_eq!(status, 200, "{body}");
+    let text = serde_json::from_str::<serde_json::Value>(&body).unwrap()["text"].as_str().unwrap().to_string();
+    common::assert_no_runaway("upload", &reference, &text);
+    let (errors, words) = hark::eval::wer_counts(&reference, &text);
+    assert!(errors as f64 <= 0.3 * words as f64, "{errors} errors in {words} words: {text}");
+}
+
+#[test]
 fn systemd_notifications_reload_and_sigterm_flushes_the_final() {
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");

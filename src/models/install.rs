@@ -244,6 +244,7 @@ fn whisper_config(ct2: &Ct2Model, ct2_config: &serde_json::Value, tokenizer: &[u
             // The timestamp tokens are not in tokenizer.json; they follow <|notimestamps|>.
             timestamp_begin: no_timestamps + 1,
             english: token_id(&tok, "<|en|>"),
+            no_speech: token_id(&tok, "<|nospeech|>").or_else(|| token_id(&tok, "<|nocaptions|>")),
         },
         suppress_ids: ids("suppress_ids"),
         suppress_ids_begin: ids("suppress_ids_begin"),

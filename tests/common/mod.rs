@@ -12,6 +12,38 @@ pub fn fixture(name: &str) -> PathBuf {
     root().join("audio-fixtures").join(name)
 }
 
+/// The LibriSpeech dev utterances on which Whisper tiny.en used to run away (the sentence, then
+/// "you, you, you…" or the sentence again), by name in ../shared/speech/librispeech/dev.
+pub const RUNAWAY_UTTERANCES: [&str; 5] =
+    ["1272-141231-0009", "1272-141231-0010", "1272-141231-0012", "2035-152373-0007", "2035-152373-0017"];
+
+/// A recording of ../shared/speech/librispeech/dev.tsv (which CI has beside the clone) and its
+/// reference transcript.
+pub fn librispeech_dev(name: &str) -> (PathBuf, String) {
+    let dir = root().join("../shared/speech/librispeech");
+    let manifest = std::fs::read_to_string(dir.join("dev.tsv")).expect("../shared/speech/librispeech/dev.tsv");
+    let file = format!("dev/{name}.mp3");
+    let reference = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{file}\t")).and_then(|rest| rest.split('\t').nth(1)))
+        .unwrap_or_else(|| panic!("{file} is not in dev.tsv"));
+    (dir.join(file), reference.to_string())
+}
+
+/// Fails when a transcript runs away: more words than 1.5× the reference, or a word trigram
+/// said three times or more (the loops Whisper falls into after speech ends).
+pub fn assert_no_runaway(name: &str, reference: &str, text: &str) {
+    let hyp: Vec<String> = words(text).split_whitespace().map(str::to_string).collect();
+    let reference_words = words(reference).split_whitespace().count();
+    assert!(hyp.len() as f64 <= 1.5 * reference_words as f64, "{name}: {} words for {reference_words}: {text}", hyp.len());
+    let mut seen = std::collections::HashMap::new();
+    for trigram in hyp.windows(3) {
+        let n = seen.entry(trigram.to_vec()).or_insert(0);
+        *n += 1;
+        assert!(*n < 3, "{name}: {trigram:?} said {n} times: {text}");
+    }
+}
+
 /// Runs the hark binary from the repository root, with the user's model directory (so the model
 /// is installed once, by whichever test gets there first, and shared).
 pub fn hark(args: &[&str]) -> Output {

@@ -38,6 +38,17 @@ pub struct SpecialTokens {
     pub timestamp_begin: u32,
     /// `<|en|>` for multilingual models; English-only models have no language token.
     pub english: Option<u32>,
+    /// `<|nospeech|>` (`<|nocaptions|>` in English-only models), whose probability at the
+    /// start-of-transcript position says a window holds no speech. Configs written before it was
+    /// recorded lack it; every Whisper vocabulary has it just before `<|notimestamps|>`.
+    #[serde(default)]
+    pub no_speech: Option<u32>,
+}
+
+impl SpecialTokens {
+    pub fn no_speech(&self) -> u32 {
+        self.no_speech.unwrap_or(self.no_timestamps - 1)
+    }
 }
 
 impl WhisperConfig {

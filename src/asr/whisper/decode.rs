@@ -1,7 +1,10 @@
-//! Token search over one 30-second (or shorter) window: greedy or beam search, with Whisper's
-//! logit rules (no special tokens, timestamps in pairs and non-decreasing, no blank start).
+//! Token search over one 30-second (or shorter) window: greedy, beam search or seeded sampling
+//! at a temperature (Whisper's fallback), with Whisper's logit rules (no special tokens,
+//! timestamps in pairs and non-decreasing, no blank start).
 
-use candle_core::{Tensor, Result};
+use candle_core::{Result, Tensor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::config::WhisperConfig;
 use super::model::{DecoderState, Whisper};
@@ -27,9 +30,15 @@ pub struct Hypothesis {
     pub sum_logprob: f32,
     /// True when the search stopped at `max_tokens` instead of at end-of-text.
     pub truncated: bool,
+    /// Probability of `<|nospeech|>` at the start-of-transcript position (Whisper's silence test).
+    pub no_speech_prob: f32,
 }
 
 impl Hypothesis {
+    fn empty(no_speech_prob: f32) -> Self {
+        Self { tokens: Vec::new(), sum_logprob: 0.0, truncated: false, no_speech_prob }
+    }
+
     pub fn avg_logprob(&self) -> f32 {
         self.sum_logprob / (self.tokens.len() + 1) as f32
     }
@@ -141,15 +150,14 @@ pub fn search(
 fn greedy(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opts: &SearchOptions) -> Result<Hypothesis> {
     let eot = model.config.tokens.eot;
     let mut state = model.start(audio, 1)?;
-    let mut input = Tensor::new(prompt, model.device())?.unsqueeze(0)?;
-    let mut hyp = Hypothesis { tokens: Vec::new(), sum_logprob: 0.0, truncated: false };
+    let (mut logits, no_speech_prob) = feed_prompt(model, &mut state, prompt)?;
+    let mut hyp = Hypothesis::empty(no_speech_prob);
     let limit = opts.max_tokens.min(model.config.n_text_ctx - prompt.len());
     loop {
         if hyp.tokens.len() >= limit {
             hyp.truncated = true;
             return Ok(hyp);
         }
-        let mut logits = model.step(&input, &mut state)?.remove(0);
         rules.apply(&mut logits, &hyp.tokens);
         let logprobs = log_softmax(&logits);
         let (best, lp) = logprobs.iter().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
@@ -158,8 +166,101 @@ fn greedy(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, o
             return Ok(hyp);
         }
         hyp.tokens.push(best as u32);
-        input = Tensor::new(&[[best as u32]], model.device())?;
+        logits = model.step(&Tensor::new(&[[best as u32]], model.device())?, &mut state)?.remove(0);
     }
+}
+
+/// Feeds the prompt; returns the logits for the first generated token and the no-speech
+/// probability, read (before any logit rule) where the start-of-transcript token was fed.
+fn feed_prompt(model: &Whisper, state: &mut DecoderState, prompt: &[u32]) -> Result<(Vec<f32>, f32)> {
+    let tokens = &model.config.tokens;
+    let sot_at = prompt.iter().position(|&t| t == tokens.sot).unwrap_or(prompt.len() - 1);
+    let (head, rest) = prompt.split_at(sot_at + 1);
+    let mut logits = model.step(&Tensor::new(head, model.device())?.unsqueeze(0)?, state)?.remove(0);
+    let no_speech_prob = log_softmax(&logits).get(tokens.no_speech() as usize).map_or(0.0, |lp| lp.exp());
+    if !rest.is_empty() {
+        logits = model.step(&Tensor::new(rest, model.device())?.unsqueeze(0)?, state)?.remove(0);
+    }
+    Ok((logits, no_speech_prob))
+}
+
+/// How to sample in Whisper's fallback decode.
+#[derive(Debug, Clone, Copy)]
+pub struct Sampling {
+    pub temperature: f32,
+    /// Hypotheses drawn; the one with the best mean log-probability wins.
+    pub best_of: usize,
+    /// The same seed gives the same text for the same window.
+    pub seed: u64,
+}
+
+/// Whisper's fallback decode: hypotheses sampled at a temperature, decoded together as one
+/// batch. Log-probabilities are the untempered model's, as in Whisper.
+pub fn sample(
+    model: &Whisper,
+    audio: &Tensor,
+    prompt: &[u32],
+    rules: &LogitRules,
+    opts: &SearchOptions,
+    sampling: Sampling,
+) -> Result<Hypothesis> {
+    let Sampling { temperature, best_of, seed } = sampling;
+    let eot = model.config.tokens.eot;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut state = model.start(audio, 1)?;
+    let (first, no_speech_prob) = feed_prompt(model, &mut state, prompt)?;
+    let best_of = best_of.max(1);
+    state.select(&vec![0; best_of])?;
+    let limit = opts.max_tokens.min(model.config.n_text_ctx - prompt.len());
+    let mut live: Vec<Hypothesis> = (0..best_of).map(|_| Hypothesis::empty(no_speech_prob)).collect();
+    let mut rows = vec![first; best_of];
+    let mut done = Vec::with_capacity(best_of);
+    while !live.is_empty() {
+        let mut keep = Vec::with_capacity(live.len());
+        let mut next_tokens = Vec::with_capacity(live.len());
+        for (i, (hyp, logits)) in live.iter_mut().zip(rows.iter_mut()).enumerate() {
+            rules.apply(logits, &hyp.tokens);
+            let logprobs = log_softmax(logits);
+            let token = sample_index(&logprobs, temperature, &mut rng);
+            hyp.sum_logprob += logprobs[token];
+            if token as u32 == eot {
+                continue;
+            }
+            hyp.tokens.push(token as u32);
+            if hyp.tokens.len() >= limit {
+                hyp.truncated = true;
+                continue;
+            }
+            keep.push(i);
+            next_tokens.push(token as u32);
+        }
+        let mut still = Vec::with_capacity(keep.len());
+        for (i, hyp) in live.drain(..).enumerate() {
+            if keep.contains(&i) { still.push(hyp) } else { done.push(hyp) }
+        }
+        live = still;
+        if live.is_empty() {
+            break;
+        }
+        let parents: Vec<u32> = keep.iter().map(|&i| i as u32).collect();
+        state.select(&parents)?;
+        rows = model.step(&Tensor::new(next_tokens.as_slice(), model.device())?.unsqueeze(1)?, &mut state)?;
+    }
+    Ok(done.into_iter().max_by(|a, b| a.avg_logprob().total_cmp(&b.avg_logprob())).expect("best_of >= 1"))
+}
+
+/// Draws a token from the softmax of `logprobs / temperature`.
+fn sample_index(logprobs: &[f32], temperature: f32, rng: &mut StdRng) -> usize {
+    let m = logprobs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights: Vec<f32> = logprobs.iter().map(|&lp| ((lp - m) / temperature).exp()).collect();
+    let mut left = rng.random::<f32>() * weights.iter().sum::<f32>();
+    for (i, w) in weights.iter().enumerate() {
+        left -= w;
+        if left <= 0.0 && *w > 0.0 {
+            return i;
+        }
+    }
+    weights.iter().rposition(|&w| w > 0.0).unwrap_or(0)
 }
 
 fn beam(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opts: &SearchOptions) -> Result<Hypothesis> {
@@ -167,11 +268,11 @@ fn beam(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opt
     let k = opts.beam_size;
     let limit = opts.max_tokens.min(model.config.n_text_ctx - prompt.len());
     let mut state: DecoderState = model.start(audio, 1)?;
-    let mut beams = vec![Hypothesis { tokens: Vec::new(), sum_logprob: 0.0, truncated: false }];
+    let (first, no_speech_prob) = feed_prompt(model, &mut state, prompt)?;
+    let mut beams = vec![Hypothesis::empty(no_speech_prob)];
     let mut finished: Vec<Hypothesis> = Vec::new();
-    let mut input = Tensor::new(prompt, model.device())?.unsqueeze(0)?;
+    let mut logits = vec![first];
     while finished.len() < k {
-        let logits = model.step(&input, &mut state)?;
         // Every beam proposes its k+1 best continuations; the best k that do not end go on.
         let mut candidates: Vec<(f32, usize, u32)> = Vec::new();
         for (b, (mut row, hyp)) in logits.into_iter().zip(&beams).enumerate() {
@@ -197,12 +298,12 @@ fn beam(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opt
             }
             if tok == eot {
                 if finished.len() < k {
-                    finished.push(Hypothesis { tokens: beams[b].tokens.clone(), sum_logprob: score, truncated: false });
+                    finished.push(Hypothesis { tokens: beams[b].tokens.clone(), sum_logprob: score, ..Hypothesis::empty(no_speech_prob) });
                 }
             } else {
                 let mut tokens = beams[b].tokens.clone();
                 tokens.push(tok);
-                next.push(Hypothesis { tokens, sum_logprob: score, truncated: false });
+                next.push(Hypothesis { tokens, sum_logprob: score, ..Hypothesis::empty(no_speech_prob) });
                 parents.push(b as u32);
                 last_tokens.push(tok);
             }
@@ -221,7 +322,7 @@ fn beam(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opt
         }
         state.select(&parents)?;
         beams = next;
-        input = Tensor::new(last_tokens.as_slice(), model.device())?.unsqueeze(1)?;
+        logits = model.step(&Tensor::new(last_tokens.as_slice(), model.device())?.unsqueeze(1)?, &mut state)?;
     }
     if finished.is_empty() {
         finished = beams;
@@ -242,7 +343,7 @@ mod tests {
         WhisperConfig {
             n_mels: 80, d_model: 4, n_heads: 1, encoder_layers: 1, decoder_layers: 1, n_audio_ctx: 1500,
             n_text_ctx: 448, vocab_size: 20, multilingual: false,
-            tokens: SpecialTokens { eot: 5, sot: 6, sot_prev: 7, transcribe: 8, translate: 9, no_timestamps: 9, timestamp_begin: 10, english: None },
+            tokens: SpecialTokens { eot: 5, sot: 6, sot_prev: 7, transcribe: 8, translate: 9, no_timestamps: 9, timestamp_begin: 10, english: None, no_speech: None },
             suppress_ids: vec![1],
             suppress_ids_begin: vec![5],
             pad_to_30s: false,

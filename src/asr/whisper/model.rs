@@ -285,6 +285,8 @@ impl Whisper {
             }
             ids.extend(range);
         }
+        // The no-speech probability is read from this logit, so it must be exact too.
+        ids.push(self.config.tokens.no_speech());
         let weights = self.embed.index_select(&Tensor::new(ids.as_slice(), &self.device)?, 0)?;
         let exact = weights.matmul(&hidden.unsqueeze(1)?)?.flatten_all()?.to_vec1::<f32>()?;
         for (id, value) in ids.into_iter().zip(exact) {

@@ -2,13 +2,17 @@
 //! and moves the window forward by the last complete segment's end (as Whisper was trained to),
 //! so audio of any length is transcribed without words lost at window edges.
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
+use flate2::Compression;
+use flate2::write::ZlibEncoder;
 
 use super::config::WhisperConfig;
-use super::decode::{Hypothesis, LogitRules, SearchOptions, search};
+use super::decode::{Hypothesis, LogitRules, Sampling, SearchOptions, sample, search};
 use super::model::Whisper;
 use super::tokenizer::Tokenizer;
 use crate::asr::Segment;
@@ -45,9 +49,10 @@ pub struct WhisperOptions {
     pub pad_to_30s: bool,
     /// Feed the previous window's text as a prompt (continuity across windows).
     pub condition_on_previous_text: bool,
-    /// When the first decode of a window fails (loops, never ends), decode it again with the full
-    /// 30 s window and then a wider beam. Off, a failed window gives no text: for a guess that may
-    /// be thrown away (a live final decoded before the endpoint is certain), the retries cost
+    /// When the first decode of a window fails Whisper's quality tests (repetitive, unlikely,
+    /// more words than the audio holds, never ends), decode it again with the full 30 s window and
+    /// then Whisper's temperature fallback. Off, a failed window gives no text: for a guess that
+    /// may be thrown away (a live final decoded before the endpoint is certain), the retries cost
     /// seconds that the live stream would wait for.
     pub fallback: bool,
 }
@@ -144,42 +149,75 @@ impl WhisperStage {
         }
         prompt.extend_from_slice(&sot);
         let rules = LogitRules::new(cfg, self.opts.search.timestamps, n);
+        let closing = (last && self.opts.search.timestamps).then_some(cfg.tokens.timestamp_begin);
+        let audio_seconds = n as f32 * 0.01;
+        // A decode that outgrows what the audio can hold is a loop: stop it there, not at 224 tokens.
+        let max_tokens = self.opts.search.max_tokens.min(MAX_TOKENS_PER_WORD * max_words(audio_seconds));
+        let search_opts = SearchOptions { max_tokens, ..self.opts.search.clone() };
 
-        // First try: the audio plus a short stretch of silence, which lets Whisper see the speech
-        // end; then, if that decode loops or never ends, the full 30 s window it was trained on,
-        // and finally a wider beam without the prompt.
+        // First the audio plus a short stretch of silence, which lets Whisper see the speech end
+        // (several times faster than 30 s); if that decode fails Whisper's quality tests, the
+        // full 30 s window it was trained on, then Whisper's own temperature fallback on it.
         let short = (n + TAIL_SILENCE_FRAMES).clamp(MIN_WINDOW_FRAMES, WINDOW);
-        let wide = SearchOptions { beam_size: self.opts.search.beam_size.max(5), ..self.opts.search.clone() };
-        let mut attempts = vec![(short, &prompt, &self.opts.search), (WINDOW, &prompt, &self.opts.search), (WINDOW, &sot, &wide)];
+        let mut attempts: Vec<(usize, f32)> = vec![(short, 0.0)];
         if self.opts.pad_to_30s || cfg.pad_to_30s || short == WINDOW {
-            attempts.remove(0);
+            attempts.clear();
         }
+        attempts.extend(TEMPERATURES.iter().map(|&t| (WINDOW, t)));
         if !self.opts.fallback {
             attempts.truncate(1);
         }
         let mut encoded: Option<(usize, Tensor)> = None;
-        let mut best: Option<Hypothesis> = None;
-        let mut all_failed = true;
-        for (frames, prompt, search_opts) in attempts {
+        let mut tried: Vec<(Hypothesis, Quality, f32)> = Vec::new();
+        let mut outcome = None;
+        for (frames, temperature) in attempts {
             if encoded.as_ref().is_none_or(|(f, _)| *f != frames) {
                 let mel = self.window_mel(n, frames + frames % 2)?;
                 encoded = Some((frames, model.encode(&mel)?));
             }
             let audio = &encoded.as_ref().expect("just encoded").1;
-            let hyp = search(model, audio, prompt, &rules, search_opts)?;
-            let closing = (last && self.opts.search.timestamps).then_some(cfg.tokens.timestamp_begin);
-            let failed = looks_degenerate(&hyp, closing);
-            tracing::debug!(frames, tokens = hyp.tokens.len(), avg_logprob = hyp.avg_logprob(), failed, "window decoded");
-            if best.as_ref().is_none_or(|b| hyp.avg_logprob() > b.avg_logprob()) || !failed {
-                best = Some(hyp);
-            }
-            if !failed {
-                all_failed = false;
-                break;
+            let hyp = if temperature == 0.0 {
+                search(model, audio, &prompt, &rules, &search_opts)?
+            } else {
+                // Seeded by the window's place in the stream: the same input gives the same text.
+                let seed = self.first_frame ^ (temperature * 10.0) as u64;
+                sample(model, audio, &prompt, &rules, &search_opts, Sampling { temperature, best_of: BEST_OF, seed })?
+            };
+            let text = self.engine.tokenizer.decode(&hyp.tokens);
+            let quality = Quality::of(&hyp, &text, audio_seconds, closing);
+            let verdict = quality.verdict();
+            tracing::debug!(frames, temperature, tokens = hyp.tokens.len(), ?quality, ?verdict, "window decoded");
+            match verdict {
+                Verdict::Speech => {
+                    outcome = Some((hyp, temperature));
+                    break;
+                }
+                Verdict::Silence => {
+                    outcome = Some((Hypothesis { tokens: Vec::new(), ..hyp }, temperature));
+                    break;
+                }
+                Verdict::Failed => tried.push((hyp, quality, temperature)),
             }
         }
-        let hyp = best.expect("at least one attempt");
-        let hyp = if all_failed && !self.opts.fallback { Hypothesis { tokens: Vec::new(), ..hyp } } else { hyp };
+        let (hyp, temperature) = match outcome {
+            Some(done) => done,
+            // A guess that may be thrown away (a live final decoded before the endpoint is
+            // certain) gives no text rather than a failed decode.
+            None if !self.opts.fallback => (Hypothesis { tokens: Vec::new(), ..tried.swap_remove(0).0 }, 0.0),
+            None => {
+                let (hyp, quality, temperature) = best_failed(tried);
+                if quality.silence() {
+                    (Hypothesis { tokens: Vec::new(), ..hyp }, temperature)
+                } else {
+                    let tokens = repair(&hyp.tokens, cfg.tokens.timestamp_begin, n, max_words(audio_seconds), |t| self.engine.tokenizer.decode(t));
+                    (Hypothesis { tokens, ..hyp }, temperature)
+                }
+            }
+        };
+        // As in Whisper: text decoded at a high temperature is a poor prompt for the next window.
+        if temperature > PROMPT_RESET_TEMPERATURE {
+            self.history.clear();
+        }
         let (segments, advance) = split_segments(&hyp.tokens, cfg.tokens.timestamp_begin, n);
         let offset = self.first_frame as f64 * 0.01;
         for seg in segments {
@@ -201,6 +239,154 @@ impl WhisperStage {
     }
 }
 
+/// Whisper's temperature schedule: a window whose greedy (or beam) decode fails the quality
+/// tests is sampled again at each temperature in turn.
+const TEMPERATURES: [f32; 6] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
+/// Samples drawn at each fallback temperature (Whisper's and faster-whisper's `best_of`).
+const BEST_OF: usize = 5;
+/// Text that gzip shrinks more than this is repetitive (Whisper's `compression_ratio_threshold`).
+const MAX_COMPRESSION_RATIO: f32 = 2.4;
+/// A mean token log-probability below this is a poor decode (Whisper's `logprob_threshold`).
+const MIN_AVG_LOGPROB: f32 = -1.0;
+/// Above this no-speech probability, a poor decode is taken for silence (`no_speech_threshold`).
+const NO_SPEECH_PROB: f32 = 0.6;
+/// After a window decoded above this temperature, the next window gets no prompt (Whisper's
+/// `prompt_reset_on_temperature`).
+const PROMPT_RESET_TEMPERATURE: f32 = 0.5;
+/// No window yields more words than its audio can hold: read speech peaks near 5 words/s in
+/// LibriSpeech and CMU ARCTIC, single digits at 7/s over a 0.14 s clip.
+const MAX_WORDS_PER_SECOND: f32 = 6.0;
+const MAX_WORDS_SLACK: f32 = 3.0;
+/// Tokens a word may take at most, timestamps and punctuation included (English text averages
+/// about 1.5 with Whisper's vocabulary).
+const MAX_TOKENS_PER_WORD: usize = 3;
+
+fn max_words(audio_seconds: f32) -> usize {
+    (MAX_WORDS_SLACK + MAX_WORDS_PER_SECOND * audio_seconds) as usize
+}
+
+/// What Whisper's reference decoder (and faster-whisper) measure of a window's decode, plus
+/// hark's own loop signs.
+#[derive(Debug, Clone, Copy)]
+struct Quality {
+    compression_ratio: f32,
+    avg_logprob: f32,
+    no_speech_prob: f32,
+    /// More words than the audio can hold.
+    too_many_words: bool,
+    /// It never ended, repeats itself, or leaves the audio's end open (see [`looks_degenerate`]).
+    degenerate: bool,
+}
+
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Speech,
+    /// Whisper's silence rule: likely no speech, and nothing confidently decoded.
+    Silence,
+    Failed,
+}
+
+impl Quality {
+    fn of(h: &Hypothesis, text: &str, audio_seconds: f32, closing_timestamp_from: Option<u32>) -> Self {
+        Self {
+            compression_ratio: compression_ratio(text.trim()),
+            avg_logprob: h.avg_logprob(),
+            no_speech_prob: h.no_speech_prob,
+            too_many_words: text.split_whitespace().count() > max_words(audio_seconds),
+            degenerate: looks_degenerate(h, closing_timestamp_from),
+        }
+    }
+
+    fn silence(&self) -> bool {
+        self.no_speech_prob > NO_SPEECH_PROB && self.avg_logprob < MIN_AVG_LOGPROB
+    }
+
+    fn verdict(&self) -> Verdict {
+        if self.silence() {
+            Verdict::Silence
+        } else if self.compression_ratio > MAX_COMPRESSION_RATIO
+            || self.avg_logprob < MIN_AVG_LOGPROB
+            || self.too_many_words
+            || self.degenerate
+        {
+            Verdict::Failed
+        } else {
+            Verdict::Speech
+        }
+    }
+}
+
+/// Bytes of text per byte of its zlib stream, as Whisper computes it.
+fn compression_ratio(text: &str) -> f32 {
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
+    z.write_all(text.as_bytes()).expect("writing to memory");
+    let compressed = z.finish().expect("writing to memory");
+    text.len() as f32 / compressed.len() as f32
+}
+
+/// When every attempt failed: as faster-whisper, the likeliest decode among those gzip does not
+/// call repetitive, else the likeliest of all.
+fn best_failed(tried: Vec<(Hypothesis, Quality, f32)>) -> (Hypothesis, Quality, f32) {
+    let by_logprob = |a: &(Hypothesis, Quality, f32), b: &(Hypothesis, Quality, f32)| a.1.avg_logprob.total_cmp(&b.1.avg_logprob);
+    let any_plain = tried.iter().any(|t| t.1.compression_ratio <= MAX_COMPRESSION_RATIO);
+    tried
+        .into_iter()
+        .filter(|t| !any_plain || t.1.compression_ratio <= MAX_COMPRESSION_RATIO)
+        .max_by(by_logprob)
+        .expect("at least one attempt")
+}
+
+/// Makes a decode that failed every test safe to emit: a run of three or more repeats at its
+/// tail is cut to one copy, it is cut to the words the audio can hold, and an open last segment
+/// is closed at the audio's end so that the stream moves past it instead of decoding it again.
+fn repair(tokens: &[u32], ts_begin: u32, content_frames: usize, max_words: usize, decode: impl Fn(&[u32]) -> String) -> Vec<u32> {
+    let is_ts = |t: u32| t >= ts_begin;
+    let text_at: Vec<usize> = (0..tokens.len()).filter(|&i| !is_ts(tokens[i])).collect();
+    let text: Vec<u32> = text_at.iter().map(|&i| tokens[i]).collect();
+    let mut keep_text = cut_tail_repeats(&text, 3);
+    // Cut at the last word boundary that keeps within the bound.
+    while keep_text > 0 && decode(&text[..keep_text]).split_whitespace().count() > max_words {
+        keep_text -= 1;
+        while keep_text > 0 && !decode(&text[keep_text..keep_text + 1]).starts_with(' ') {
+            keep_text -= 1;
+        }
+    }
+    let end = if keep_text == text.len() { tokens.len() } else { text_at[keep_text] };
+    let mut out = tokens[..end].to_vec();
+    // Drop a dangling opening timestamp, then close the last segment.
+    while out.len() >= 2 && is_ts(out[out.len() - 1]) && is_ts(out[out.len() - 2]) {
+        out.pop();
+    }
+    if out.last().is_some_and(|&t| !is_ts(t)) && out.iter().any(|&t| is_ts(t)) {
+        let last_ts = out.iter().rev().find(|&&t| is_ts(t)).copied().unwrap_or(ts_begin);
+        out.push(last_ts.max(ts_begin + (content_frames / 2).min(1500) as u32));
+    }
+    out
+}
+
+/// The length of `tokens` once a tail made of `min_repeats` or more copies of one n-gram keeps
+/// only its first copy (the shortest repeating n-gram is cut first).
+fn cut_tail_repeats(tokens: &[u32], min_repeats: usize) -> usize {
+    let mut len = tokens.len();
+    'shorter: loop {
+        for period in 1..=len / min_repeats {
+            let unit = &tokens[len - period..len];
+            let mut copies = 1;
+            while copies * period + period <= len && &tokens[len - (copies + 1) * period..len - copies * period] == unit {
+                copies += 1;
+            }
+            if copies >= min_repeats {
+                len -= (copies - 1) * period;
+                continue 'shorter;
+            }
+        }
+        return len;
+    }
+}
+
 /// Signs of a failed decode: it never ended, it repeats itself, or (with timestamps) its text
 /// ends the audio without a closing timestamp — Whisper's way of looping on audio it cannot place.
 fn looks_degenerate(h: &Hypothesis, closing_timestamp_from: Option<u32>) -> bool {
@@ -208,7 +394,7 @@ fn looks_degenerate(h: &Hypothesis, closing_timestamp_from: Option<u32>) -> bool
         return true;
     }
     // The same 4 tokens three times in one window is a loop, not speech.
-    let mut counts = std::collections::HashMap::new();
+    let mut counts = HashMap::new();
     for w in h.tokens.windows(4) {
         *counts.entry(w).or_insert(0) += 1;
     }
@@ -284,6 +470,53 @@ mod tests {
         assert_eq!(segs.len(), 1);
         assert_eq!(segs[0].tokens, vec![1]);
         assert_eq!(adv, 100, "the stream moves on to the last complete segment's end only");
+    }
+
+    /// Token `i` of the fake vocabulary below.
+    fn words(ids: &[u32]) -> String {
+        ids.iter().map(|&i| [" you", ",", " the", " war", " was", " a", "."][i as usize]).collect()
+    }
+
+    #[test]
+    fn tail_repeats_are_cut_to_one_copy() {
+        // " the war was a war." then " you," five times.
+        let toks = [2, 3, 4, 5, 3, 6, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1];
+        assert_eq!(cut_tail_repeats(&toks, 3), 8);
+        // Two copies are speech, not a loop.
+        assert_eq!(cut_tail_repeats(&[2, 3, 2, 3], 3), 4);
+        // A repeated sentence is cut; repeats that are not at the tail stay.
+        assert_eq!(cut_tail_repeats(&[0, 0, 0, 2, 3, 6, 2, 3, 6, 2, 3, 6], 3), 6);
+    }
+
+    #[test]
+    fn repair_closes_the_cut_segment_at_the_audio_end() {
+        // <0.00> the war was a war. <2.00><2.00> you, you, you, you,   (no end) over 5 s of audio
+        let toks = [TS, 2, 3, 4, 5, 3, 6, TS + 100, TS + 100, 0, 1, 0, 1, 0, 1, 0, 1];
+        let fixed = repair(&toks, TS, 500, 100, words);
+        assert_eq!(fixed, vec![TS, 2, 3, 4, 5, 3, 6, TS + 100, TS + 100, 0, 1, TS + 250]);
+        let (segs, advance) = split_segments(&fixed, TS, 500);
+        assert_eq!(segs.len(), 2);
+        assert_eq!(advance, 500, "a repaired window is finished");
+        // The word bound keeps whole words: 3 words of " the war was a war."
+        let fixed = repair(&[TS, 2, 3, 4, 5, 3, 6, TS + 100], TS, 500, 3, words);
+        assert_eq!(words(&fixed.iter().copied().filter(|&t| t < TS).collect::<Vec<_>>()), " the war was");
+        assert_eq!(*fixed.last().unwrap(), TS + 250);
+    }
+
+    fn quality(compression_ratio: f32, avg_logprob: f32, no_speech_prob: f32) -> Quality {
+        Quality { compression_ratio, avg_logprob, no_speech_prob, too_many_words: false, degenerate: false }
+    }
+
+    #[test]
+    fn verdicts_follow_whispers_thresholds() {
+        assert_eq!(quality(1.2, -0.3, 0.1).verdict(), Verdict::Speech);
+        assert_eq!(quality(2.6, -0.3, 0.1).verdict(), Verdict::Failed, "repetitive text");
+        assert_eq!(quality(1.2, -1.3, 0.1).verdict(), Verdict::Failed, "unlikely text");
+        assert_eq!(quality(1.2, -1.3, 0.8).verdict(), Verdict::Silence, "unlikely text where no speech is likely");
+        assert_eq!(quality(1.2, -0.3, 0.8).verdict(), Verdict::Speech, "confident text is kept even then");
+        assert_eq!(Quality { too_many_words: true, ..quality(1.2, -0.3, 0.1) }.verdict(), Verdict::Failed);
+        assert!(compression_ratio(&"you, ".repeat(40)) > MAX_COMPRESSION_RATIO);
+        assert!(compression_ratio("And so my fellow Americans ask not what your country can do for you.") < MAX_COMPRESSION_RATIO);
     }
 
     #[test]
