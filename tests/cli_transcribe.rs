@@ -97,13 +97,11 @@ fn read(name: &str) -> Vec<f32> {
 
 #[test]
 fn audio_longer_than_30_s_loses_no_words() {
-    // JFK three times with a clip between: 35 s, so decoding must cross window boundaries.
-    let jfk = read("jfk.flac");
-    let clip = read("speech-16k-mono.wav");
-    let mut long = Vec::new();
-    for part in [&jfk, &clip, &jfk, &jfk] {
-        long.extend_from_slice(part);
-    }
+    // Five recordings back to back: 34 s, so decoding must cross a window boundary. (Distinct
+    // speech: the same recording repeated is repetitive text, which Whisper's compression test
+    // rightly sends to its temperature fallback.)
+    let parts = ["jfk.flac", "speech-16k-mono.wav", "dev-real/fleurs-en-003.flac", "dev-real/fleurs-en-000.flac", "dev-real/fleurs-en-004.flac"];
+    let long: Vec<f32> = parts.iter().flat_map(|p| read(p)).collect();
     assert!(long.len() > 16_000 * 33);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("long.wav");
@@ -112,9 +110,15 @@ fn audio_longer_than_30_s_loses_no_words() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let got = words(v["text"].as_str().unwrap());
-    assert_eq!(got.matches("ask not what your country can do for you").count(), 3, "{got}");
-    assert_eq!(got.matches("ask what you can do for your country").count(), 3, "{got}");
-    assert!(got.contains("glad to see you again"), "{got}");
+    for phrase in [
+        "ask not what your country can do for you",
+        "glad to see you again",
+        "cabbage juice changes color",
+        "slow communication channels",
+        "dinosaurs because they have feathers",
+    ] {
+        assert_eq!(got.matches(phrase).count(), 1, "{phrase:?} in {got}");
+    }
     // Segment times are stream times: increasing, and the last lies in the last minute-half.
     let ends: Vec<f64> = v["segments"].as_array().unwrap().iter().map(|s| s["end"].as_f64().unwrap()).collect();
     assert!(ends.windows(2).all(|w| w[0] <= w[1] + 1e-9), "{ends:?}");

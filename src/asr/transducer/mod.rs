@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod init;
+pub mod lm;
 pub mod model;
 pub mod recognizer;
 pub mod search;

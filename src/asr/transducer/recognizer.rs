@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use candle_core::Device;
 
+use super::lm::{LmFusion, NgramLm};
 use super::search::{Joiner, PartialTracker, Search, SearchMode, Word, words};
 use super::stream::{EncoderFrame, StreamingEncoder};
 use super::{Lookahead, LookaheadHistogram, TransducerModel, Vocabulary};
@@ -16,7 +17,12 @@ pub struct TransducerEngine {
     pub joiner: Joiner,
     pub vocab: Vocabulary,
     pub name: String,
+    /// The word-piece LM shipped in the model folder (`lm.safetensors`), with its tuned fusion.
+    pub lm: Option<Arc<NgramLm>>,
 }
+
+/// The LM's file in a model folder.
+pub const LM_FILE: &str = "lm.safetensors";
 
 impl TransducerEngine {
     /// Loads a model folder for `lookahead`; `adaptive:MS` moves the schedulers to that latency.
@@ -37,7 +43,31 @@ impl TransducerEngine {
         }
         let joiner = Joiner::from_model(&model)?;
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Arc::new(Self { model: Arc::new(model), joiner, vocab, name }))
+        let lm_path = dir.join(LM_FILE);
+        let lm = if lm_path.exists() {
+            let lm = NgramLm::load(&lm_path)?;
+            if lm.vocab_size() != vocab.len() {
+                return Err(crate::error::Error::Model(format!(
+                    "{}: the LM has {} tokens, the vocabulary {}",
+                    lm_path.display(),
+                    lm.vocab_size(),
+                    vocab.len()
+                )));
+            }
+            Some(Arc::new(lm))
+        } else {
+            None
+        };
+        Ok(Arc::new(Self { model: Arc::new(model), joiner, vocab, name, lm }))
+    }
+
+    /// The decoding this model is meant for: beam search with its LM at the LM's tuned settings
+    /// where the folder has one, else greedy.
+    pub fn default_search(&self) -> (SearchMode, Option<LmFusion>) {
+        match &self.lm {
+            Some(lm) => (SearchMode::Beam { beam: lm.beam }, Some(lm.fusion)),
+            None => (SearchMode::Greedy { max_symbols: 3 }, None),
+        }
     }
 }
 
@@ -47,11 +77,13 @@ pub struct TransducerOptions {
     pub search: SearchMode,
     /// Full-context mode waits for the end of a segment; without endpoints, cut segments here.
     pub max_segment_frames: usize,
+    /// Fuse the engine's LM into beam search with these weights (None: no LM).
+    pub lm: Option<LmFusion>,
 }
 
 impl Default for TransducerOptions {
     fn default() -> Self {
-        Self { lookahead: Lookahead::Adaptive, search: SearchMode::Greedy { max_symbols: 3 }, max_segment_frames: 3000 }
+        Self { lookahead: Lookahead::Adaptive, search: SearchMode::Greedy { max_symbols: 3 }, max_segment_frames: 3000, lm: None }
     }
 }
 
@@ -102,6 +134,10 @@ pub struct FinalSegment {
     pub words: Vec<Word>,
 }
 
+fn new_search(engine: &TransducerEngine, opts: &TransducerOptions) -> Search {
+    Search::new(opts.search, &engine.joiner).with_lm(engine.lm.clone().zip(opts.lm))
+}
+
 pub struct TransducerStage {
     engine: Arc<TransducerEngine>,
     opts: TransducerOptions,
@@ -121,7 +157,7 @@ impl TransducerStage {
     pub fn new(engine: Arc<TransducerEngine>, opts: TransducerOptions) -> Self {
         Self {
             encoder: StreamingEncoder::new(engine.model.clone(), opts.lookahead),
-            search: Search::new(opts.search, &engine.joiner),
+            search: new_search(&engine, &opts),
             engine,
             opts,
             norm: RunningNorm::default(),
@@ -161,7 +197,7 @@ impl TransducerStage {
             let text = self.engine.vocab.decode(&best.tokens());
             self.finals.push(FinalSegment { text, words: words(&best.emissions, &self.engine.vocab) });
         }
-        self.search = Search::new(self.opts.search, &self.engine.joiner);
+        self.search = new_search(&self.engine, &self.opts);
         self.corrections += self.partial.corrections;
         self.partial = PartialTracker::default();
         Ok(())

@@ -1,11 +1,14 @@
 //! Token search over encoder frames: greedy (up to `max_symbols` per frame) and modified beam
-//! search (at most one symbol per frame, hypotheses with equal text merged). The joiner and the
-//! stateless predictor are small, so they run here on plain slices (weights copied at load).
+//! search (at most one symbol per frame, hypotheses with equal text merged), optionally with a
+//! word-piece LM fused in (shallow fusion). The joiner and the stateless predictor are small, so
+//! they run here on plain slices (weights copied at load).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::Result;
 
+use super::lm::{LmFusion, NgramLm, SENTENCE_START};
 use super::model::TransducerModel;
 use super::vocab::Vocabulary;
 
@@ -116,16 +119,51 @@ pub struct Search {
     mode: SearchMode,
     hyps: Vec<Hypothesis>,
     pred_cache: HashMap<Vec<u32>, Vec<f32>>,
+    /// Shallow fusion in beam search: each emitted token also scores `weight` × its LM
+    /// log-probability plus `bonus`. Greedy search ignores it.
+    lm: Option<(Arc<NgramLm>, LmFusion)>,
+    lm_cache: HashMap<Vec<u32>, Vec<f32>>,
 }
+
+/// Entries kept in a search's predictor and LM caches before they are cleared (bounded memory
+/// on endless streams).
+const CACHE_ENTRIES: usize = 4096;
 
 impl Search {
     pub fn new(mode: SearchMode, joiner: &Joiner) -> Self {
-        Self { mode, hyps: vec![Hypothesis::new(joiner)], pred_cache: HashMap::new() }
+        Self { mode, hyps: vec![Hypothesis::new(joiner)], pred_cache: HashMap::new(), lm: None, lm_cache: HashMap::new() }
+    }
+
+    pub fn with_lm(mut self, lm: Option<(Arc<NgramLm>, LmFusion)>) -> Self {
+        self.lm = lm;
+        self
+    }
+
+    /// The fused LM's score of every token after `hyp`'s text (a segment starts a sentence).
+    fn lm_scores(&mut self, hyp: &Hypothesis) -> Option<Vec<f32>> {
+        let (lm, fusion) = self.lm.as_ref()?;
+        let keep = lm.order() - 1;
+        let tokens = &hyp.emissions[hyp.emissions.len().saturating_sub(keep)..];
+        let mut context: Vec<u32> = Vec::with_capacity(keep + 1);
+        if hyp.emissions.len() < keep {
+            context.push(SENTENCE_START);
+        }
+        context.extend(tokens.iter().map(|e| e.token));
+        if self.lm_cache.len() > CACHE_ENTRIES {
+            self.lm_cache.clear();
+        }
+        let fusion = *fusion;
+        Some(
+            self.lm_cache
+                .entry(context)
+                .or_insert_with_key(|c| lm.log_probs(c).into_iter().map(|l| fusion.weight * l + fusion.bonus).collect())
+                .clone(),
+        )
     }
 
     fn predict(&mut self, joiner: &Joiner, context: &[u32]) -> Vec<f32> {
-        if self.pred_cache.len() > 4096 {
-            self.pred_cache.clear(); // bounded on endless streams
+        if self.pred_cache.len() > CACHE_ENTRIES {
+            self.pred_cache.clear();
         }
         self.pred_cache.entry(context.to_vec()).or_insert_with(|| joiner.predict(context)).clone()
     }
@@ -154,8 +192,13 @@ impl Search {
                 for (h, hyp) in hyps.iter().enumerate() {
                     let pred = self.predict(joiner, &hyp.context);
                     let lp = joiner.log_probs(enc, &pred);
+                    let lm = self.lm_scores(hyp);
                     for (tok, &l) in lp.iter().enumerate() {
-                        candidates.push((hyp.log_prob + l, h, tok as u32, l));
+                        let fused = match &lm {
+                            Some(scores) if tok as u32 != joiner.blank => scores[tok],
+                            _ => 0.0,
+                        };
+                        candidates.push((hyp.log_prob + l + fused, h, tok as u32, l));
                     }
                 }
                 candidates.sort_by(|a, b| b.0.total_cmp(&a.0));

@@ -418,18 +418,29 @@ struct RawSegment {
     end_frame: usize,
 }
 
+/// Audio left after a window's last segment, beyond which that audio is decoded again rather
+/// than skipped: Whisper sometimes ends a 30 s window's text early (tiny.en stopped after 13 s of
+/// a 30 s window of five recordings, losing two of them), and a final segment closed well before
+/// the audio ends says so. Its timestamps can close a segment a second or more before the words
+/// end, so a shorter tail would be heard twice (1 s: one librispeech/dev file's last words were).
+const UNDECODED_TAIL_FRAMES: usize = 300;
+
 /// Splits a window's tokens into timestamped segments and says how many mel frames the stream
-/// may move on by (up to the last complete segment; the whole window if it ended cleanly).
+/// may move on by: up to the last complete segment, or the whole window if its text ended
+/// cleanly within [`UNDECODED_TAIL_FRAMES`] of the audio's end.
 fn split_segments(tokens: &[u32], ts_begin: u32, window_frames: usize) -> (Vec<RawSegment>, usize) {
     let is_ts = |t: u32| t >= ts_begin;
     let frame = |t: u32| (t - ts_begin) as usize * 2;
     let text = |s: &[u32]| s.iter().copied().filter(|&t| !is_ts(t)).collect::<Vec<_>>();
+    let ended_at = |end: usize| if end + UNDECODED_TAIL_FRAMES < window_frames { end } else { window_frames };
     let single_ending = tokens.len() >= 2 && !is_ts(tokens[tokens.len() - 2]) && is_ts(tokens[tokens.len() - 1]);
     let mut cuts: Vec<usize> = (1..tokens.len()).filter(|&i| is_ts(tokens[i - 1]) && is_ts(tokens[i])).collect();
     if cuts.is_empty() {
-        let end = tokens.iter().rev().find(|&&t| is_ts(t)).filter(|&&t| t != ts_begin).map_or(window_frames, |&t| frame(t));
+        let last_ts = tokens.iter().rev().find(|&&t| is_ts(t)).filter(|&&t| t != ts_begin).map(|&t| frame(t));
+        let end = last_ts.unwrap_or(window_frames);
         let start = tokens.first().filter(|&&t| is_ts(t)).map_or(0, |&t| frame(t));
-        return (vec![RawSegment { tokens: text(tokens), start_frame: start, end_frame: end.max(start) }], window_frames);
+        let advance = if single_ending { ended_at(end) } else { window_frames };
+        return (vec![RawSegment { tokens: text(tokens), start_frame: start, end_frame: end.max(start) }], advance);
     }
     if single_ending {
         cuts.push(tokens.len());
@@ -441,7 +452,7 @@ fn split_segments(tokens: &[u32], ts_begin: u32, window_frames: usize) -> (Vec<R
         segments.push(RawSegment { tokens: text(s), start_frame: frame(s[0]), end_frame: frame(s[s.len() - 1]) });
         last = cut;
     }
-    let advance = if single_ending { window_frames } else { frame(tokens[last - 1]) };
+    let advance = if single_ending { ended_at(frame(tokens[tokens.len() - 1])) } else { frame(tokens[last - 1]) };
     (segments, advance)
 }
 
@@ -453,13 +464,17 @@ mod tests {
 
     #[test]
     fn segments_from_timestamp_pairs() {
-        // <0.00> a b <1.00><1.00> c <2.00> then end: two segments, the window is finished.
+        // <0.00> a b <1.00><1.00> c <2.00> then end, in 4.5 s: two segments, the window is finished.
         let toks = [TS, 1, 2, TS + 50, TS + 50, 3, TS + 100];
-        let (segs, adv) = split_segments(&toks, TS, 3000);
+        let (segs, adv) = split_segments(&toks, TS, 450);
         assert_eq!(segs.len(), 2);
         assert_eq!(segs[0], RawSegment { tokens: vec![1, 2], start_frame: 0, end_frame: 100 });
         assert_eq!(segs[1], RawSegment { tokens: vec![3], start_frame: 100, end_frame: 200 });
-        assert_eq!(adv, 3000);
+        assert_eq!(adv, 450);
+        // The same text for 30 s of audio ended early: the rest is decoded again from 2.00.
+        let (segs, adv) = split_segments(&toks, TS, 3000);
+        assert_eq!(segs.len(), 2);
+        assert_eq!(adv, 200);
     }
 
     #[test]
@@ -521,9 +536,11 @@ mod tests {
 
     #[test]
     fn single_segment_and_no_timestamps() {
-        let (segs, adv) = split_segments(&[TS, 1, 2, TS + 20], TS, 600);
+        let (segs, adv) = split_segments(&[TS, 1, 2, TS + 20], TS, 320);
         assert_eq!(segs, vec![RawSegment { tokens: vec![1, 2], start_frame: 0, end_frame: 40 }]);
-        assert_eq!(adv, 600);
+        assert_eq!(adv, 320);
+        let (_, adv) = split_segments(&[TS, 1, 2, TS + 20], TS, 600);
+        assert_eq!(adv, 40, "text that ends 5.6 s before the audio does leaves that audio to decode");
         let (segs, adv) = split_segments(&[1, 2], TS, 600);
         assert_eq!(segs, vec![RawSegment { tokens: vec![1, 2], start_frame: 0, end_frame: 600 }]);
         assert_eq!(adv, 600);
