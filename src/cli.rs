@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::asr::transducer::lm::LmFusion;
 use crate::asr::transducer::search::SearchMode;
 use crate::asr::transducer::{Lookahead, LookaheadHistogram, TransducerEngine, TransducerOptions};
 use crate::asr::whisper::{SearchOptions, WhisperEngine, WhisperOptions};
@@ -93,6 +94,8 @@ pub enum TrainTarget {
     Transducer,
     /// The two-speaker separator.
     Separation,
+    /// The transducer's word-piece n-gram language model (shallow fusion in beam search).
+    Lm,
 }
 
 #[derive(Subcommand)]
@@ -266,8 +269,15 @@ pub struct RecogniserArgs {
     #[arg(long)]
     pub model: Option<String>,
     /// Beam width; 1 is greedy search (the transducer's beam search is modified beam search).
-    #[arg(long, default_value_t = 1)]
-    pub beam_size: usize,
+    /// Default: 1, or for a transducer that ships an LM, the beam its LM was tuned with.
+    #[arg(long)]
+    pub beam_size: Option<usize>,
+    /// Transducer: weight of the model's LM in beam search (0 = no LM) [default: as tuned].
+    #[arg(long)]
+    pub lm_weight: Option<f32>,
+    /// Transducer: score added per emitted token when the LM is on [default: as tuned].
+    #[arg(long)]
+    pub lm_bonus: Option<f32>,
     /// Transducer lookahead: adaptive (as calibrated), adaptive:MS (the schedulers moved to that
     /// mean lookahead in ms), causal, fixed:N (N encoder frames of 20 ms per layer) or full.
     #[arg(long, default_value = "adaptive", value_parser = parse_lookahead)]
@@ -484,6 +494,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("{n} utterances rendered; manifest: {}", out.join("manifest.tsv").display());
             Ok(0)
         }
+        Command::Train { what: TrainTarget::Lm, config, resume: false, calibrate: false, device } if device == "cpu" => {
+            crate::train::lm::train(&config)?;
+            Ok(0)
+        }
+        Command::Train { what: TrainTarget::Lm, .. } => bail!("--resume, --calibrate and --device do not apply to the LM"),
         Command::Train { what: TrainTarget::Transducer, device, .. } if device != "cpu" => {
             bail!("--device applies to the separator only; the transducer trains on the CPU")
         }
@@ -527,7 +542,7 @@ fn load(r: &RecogniserArgs, timestamps: bool) -> anyhow::Result<Recognizer> {
             let dir = models::resolve(r.model.as_deref().unwrap_or("whisper-tiny.en"))?;
             let engine = WhisperEngine::load(&dir).with_context(|| format!("loading model {}", dir.display()))?;
             let opts = WhisperOptions {
-                search: SearchOptions { beam_size: r.beam_size.max(1), timestamps, ..Default::default() },
+                search: SearchOptions { beam_size: r.beam_size.unwrap_or(1).max(1), timestamps, ..Default::default() },
                 pad_to_30s: r.pad_30s,
                 ..Default::default()
             };
@@ -542,8 +557,24 @@ fn load(r: &RecogniserArgs, timestamps: bool) -> anyhow::Result<Recognizer> {
                     engine.name, engine.model.config.origin
                 );
             }
-            let search = if r.beam_size > 1 { SearchMode::Beam { beam: r.beam_size } } else { SearchMode::Greedy { max_symbols: 3 } };
-            Ok(Recognizer::Transducer(engine, TransducerOptions { lookahead: r.lookahead, search, ..Default::default() }))
+            let (default_search, default_lm) = engine.default_search();
+            let search = match r.beam_size {
+                Some(beam) if beam > 1 => SearchMode::Beam { beam },
+                Some(_) => SearchMode::Greedy { max_symbols: 3 },
+                None => default_search,
+            };
+            let tuned = engine.lm.as_ref().map(|lm| lm.fusion);
+            let lm = match (search, default_lm.or(tuned)) {
+                (SearchMode::Beam { .. }, Some(f)) => {
+                    Some(LmFusion { weight: r.lm_weight.unwrap_or(f.weight), bonus: r.lm_bonus.unwrap_or(f.bonus) })
+                        .filter(|f| f.weight > 0.0)
+                }
+                _ => None,
+            };
+            if lm.is_none() && r.lm_weight.is_some_and(|w| w > 0.0) {
+                bail!("--lm-weight needs beam search (--beam-size 2 or more) and a model folder with {}", crate::asr::transducer::recognizer::LM_FILE);
+            }
+            Ok(Recognizer::Transducer(engine, TransducerOptions { lookahead: r.lookahead, search, lm, model_decoding: false, ..Default::default() }))
         }
     }
 }

@@ -53,8 +53,14 @@ pub fn run_one(model_dir: &Path, audio: &Path, mode: Lookahead, seconds: f64, ch
     let engine = TransducerEngine::load(model_dir, mode)?;
     let base = speech_frames(audio)?;
     let total = (seconds * 100.0) as usize;
-    let opts = TransducerOptions { lookahead: mode, search: SearchMode::Greedy { max_symbols: 3 }, ..Default::default() };
-    let mut stage = TransducerStage::new(engine, opts);
+    // The model's own decoding: with the LM where the model folder ships one.
+    let (search, lm) = engine.default_search();
+    let decoding = match (search, lm) {
+        (SearchMode::Beam { beam }, Some(f)) => format!("beam {beam} + LM (weight {}, bonus {})", f.weight, f.bonus),
+        (SearchMode::Beam { beam }, None) => format!("beam {beam}"),
+        (SearchMode::Greedy { .. }, _) => "greedy".to_string(),
+    };
+    let mut stage = TransducerStage::new(engine, TransducerOptions { lookahead: mode, ..Default::default() });
     let mut rss = vec![rss_mib()];
     let mut chunk = Vec::with_capacity(chunk_frames);
     let mut finals = 0;
@@ -85,7 +91,7 @@ pub fn run_one(model_dir: &Path, audio: &Path, mode: Lookahead, seconds: f64, ch
     println!(
         "{}",
         serde_json::json!({
-            "mode": mode.to_string(), "seconds": seconds, "wall_s": wall, "rtf": wall / seconds,
+            "mode": mode.to_string(), "decoding": decoding, "seconds": seconds, "wall_s": wall, "rtf": wall / seconds,
             "lookahead_mean_ms": stats.mean_ms, "rss_mib": rss,
             "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
             "segments": finals + usize::from(!result.text.is_empty()),

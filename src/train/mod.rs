@@ -9,6 +9,7 @@
 pub mod augment;
 pub mod calibrate;
 pub mod layers;
+pub mod lm;
 pub mod recipe;
 pub mod rnnt;
 pub mod separation;
@@ -26,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use crate::asr::transducer::init::{Rng, load_whisper_encoder, random_tensors, save_model};
 use crate::asr::transducer::model::future_frames;
 use crate::asr::transducer::recognizer::RunningNorm;
-use crate::asr::transducer::search::SearchMode;
 use crate::asr::transducer::{Lookahead, TransducerConfig, TransducerEngine, TransducerModel, TransducerOptions, Vocabulary};
 use crate::audio::FileSource;
 use crate::eval::{read_manifest, wer_counts};
@@ -736,7 +736,7 @@ fn dev_wer(model_dir: &Path, manifest: &Path, mode: Lookahead, n: usize) -> anyh
     let mut entries = read_manifest(manifest)?;
     entries.truncate(n.max(1));
     let engine = TransducerEngine::load(model_dir, mode)?;
-    let rec = Recognizer::Transducer(engine, TransducerOptions { lookahead: mode, search: SearchMode::Greedy { max_symbols: 3 }, ..Default::default() });
+    let rec = Recognizer::Transducer(engine, TransducerOptions::greedy(mode));
     let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
     let mut hyps = vec![String::new(); paths.len()];
     transcribe_files(&paths, &rec, None, 2, |o| {

@@ -79,11 +79,27 @@ pub struct TransducerOptions {
     pub max_segment_frames: usize,
     /// Fuse the engine's LM into beam search with these weights (None: no LM).
     pub lm: Option<LmFusion>,
+    /// Decode as the model folder says instead of by `search` and `lm`: beam search with its LM
+    /// at the LM's tuned settings where it ships one (see [`TransducerEngine::default_search`]).
+    pub model_decoding: bool,
 }
 
 impl Default for TransducerOptions {
     fn default() -> Self {
-        Self { lookahead: Lookahead::Adaptive, search: SearchMode::Greedy { max_symbols: 3 }, max_segment_frames: 3000, lm: None }
+        Self {
+            lookahead: Lookahead::Adaptive,
+            search: SearchMode::Greedy { max_symbols: 3 },
+            max_segment_frames: 3000,
+            lm: None,
+            model_decoding: true,
+        }
+    }
+}
+
+impl TransducerOptions {
+    /// Greedy search without an LM, whatever the model folder ships (training's dev checks).
+    pub fn greedy(lookahead: Lookahead) -> Self {
+        Self { lookahead, model_decoding: false, ..Default::default() }
     }
 }
 
@@ -135,7 +151,8 @@ pub struct FinalSegment {
 }
 
 fn new_search(engine: &TransducerEngine, opts: &TransducerOptions) -> Search {
-    Search::new(opts.search, &engine.joiner).with_lm(engine.lm.clone().zip(opts.lm))
+    let (search, lm) = if opts.model_decoding { engine.default_search() } else { (opts.search, opts.lm) };
+    Search::new(search, &engine.joiner).with_lm(engine.lm.clone().zip(lm))
 }
 
 pub struct TransducerStage {
