@@ -131,7 +131,7 @@ pub fn transducer(model_dir: &Path, audio: &Path, seconds: f64, soak_seconds: f6
             chunk_frames.to_string(),
         ]
     };
-    println!("streaming encoder + greedy search, {seconds} s of looped speech in chunks of {} ms", chunk_frames * 10);
+    println!("streaming encoder + the model's decoding, {seconds} s of looped speech in chunks of {} ms", chunk_frames * 10);
     println!("{:<10} {:>8} {:>8} {:>16}", "mode", "1 thread", "2 threads", "lookahead mean");
     for mode in ["adaptive", "causal", "fixed:4", "full"] {
         let one = child(&exe, 1, &common(mode, seconds))?;
@@ -145,6 +145,7 @@ pub fn transducer(model_dir: &Path, audio: &Path, seconds: f64, soak_seconds: f6
         );
     }
     let soak = child(&exe, 1, &common("adaptive", soak_seconds))?;
+    println!("decoding: {}", soak["decoding"].as_str().unwrap_or("?"));
     let rss: Vec<f64> = soak["rss_mib"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
     let after_first_minute = &rss[rss.len().min(2) - 1..];
     let (lo, hi) = after_first_minute.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
