@@ -2,7 +2,8 @@
 //! recording is played into the device with `paplay` (scripts/bench-live.sh makes a PulseAudio
 //! virtual microphone); events are timed as they arrive. Word onset and end of speech are where
 //! the VAD, run offline on the recording, first and last hears speech. Reports per recording and
-//! the medians: first partial after onset, last final after end of speech, and the finals' WER.
+//! the medians: first partial after onset, last final after end of speech, the finals' WER and
+//! the WER of the last partial shown before each final.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -78,7 +79,8 @@ pub fn run(b: LiveBench) -> anyhow::Result<()> {
 
     let (mut partial_lat, mut final_lat) = (Vec::new(), Vec::new());
     let (mut errors, mut words) = (0, 0);
-    println!("{:<28} {:>10} {:>10} {:>8}", "recording", "partial_ms", "final_ms", "wer");
+    let (mut partial_errors, mut partial_words) = (0, 0);
+    println!("{:<28} {:>10} {:>10} {:>8} {:>12}", "recording", "partial_ms", "final_ms", "wer", "partial_wer");
     for (i, item) in items.iter().enumerate() {
         let from = starts[i];
         let to = starts.get(i + 1).copied();
@@ -91,8 +93,27 @@ pub fn run(b: LiveBench) -> anyhow::Result<()> {
         let (e, n) = wer_counts(&item.reference, &text);
         errors += e;
         words += n;
+        // What a viewer saw just before each final replaced it: the transducer's last partial.
+        let mut last_partials = Vec::new();
+        let mut last_partial = None;
+        for (_, ev) in &mine {
+            match ev.kind {
+                EventKind::Partial => last_partial = Some(ev.text.as_str()),
+                EventKind::Final => last_partials.extend(last_partial.take()),
+            }
+        }
+        let (pe, _) = wer_counts(&item.reference, &last_partials.join(" "));
+        partial_errors += pe;
+        partial_words += n;
         let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
-        println!("{:<28} {:>10} {:>10} {:>7.1}%", item.name, show(first_partial), show(last_final), 100.0 * e as f64 / n as f64);
+        println!(
+            "{:<28} {:>10} {:>10} {:>7.1}% {:>11.1}%",
+            item.name,
+            show(first_partial),
+            show(last_final),
+            100.0 * e as f64 / n as f64,
+            100.0 * pe as f64 / n as f64
+        );
         for (t, e) in mine.iter().filter(|(_, e)| e.kind == EventKind::Final) {
             tracing::info!(at_s = t.duration_since(from).as_secs_f64(), start = e.start, end = e.end, text = %e.text, "final");
         }
@@ -100,10 +121,12 @@ pub fn run(b: LiveBench) -> anyhow::Result<()> {
         final_lat.extend(last_final);
     }
     println!(
-        "first_partial_after_onset_p50_ms={:.0} final_after_speech_end_p50_ms={:.0} wer={:.2}% ({errors}/{words}) recordings={}",
+        "first_partial_after_onset_p50_ms={:.0} final_after_speech_end_p50_ms={:.0} wer={:.2}% ({errors}/{words}) \
+         last_partial_wer={:.2}% ({partial_errors}/{partial_words}) recordings={}",
         median(partial_lat),
         median(final_lat),
         100.0 * errors as f64 / words.max(1) as f64,
+        100.0 * partial_errors as f64 / partial_words.max(1) as f64,
         items.len()
     );
     Ok(())
