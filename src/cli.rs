@@ -557,14 +557,13 @@ fn load(r: &RecogniserArgs, timestamps: bool) -> anyhow::Result<Recognizer> {
                     engine.name, engine.model.config.origin
                 );
             }
-            let (default_search, default_lm) = engine.default_search();
             let search = match r.beam_size {
                 Some(beam) if beam > 1 => SearchMode::Beam { beam },
                 Some(_) => SearchMode::Greedy { max_symbols: 3 },
-                None => default_search,
+                None => engine.default_search().0,
             };
             let tuned = engine.lm.as_ref().map(|lm| lm.fusion);
-            let lm = match (search, default_lm.or(tuned)) {
+            let lm = match (search, tuned) {
                 (SearchMode::Beam { .. }, Some(f)) => {
                     Some(LmFusion { weight: r.lm_weight.unwrap_or(f.weight), bonus: r.lm_bonus.unwrap_or(f.bonus) })
                         .filter(|f| f.weight > 0.0)

@@ -152,7 +152,7 @@ fn greedy(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, o
     let mut state = model.start(audio, 1)?;
     let (mut logits, no_speech_prob) = feed_prompt(model, &mut state, prompt)?;
     let mut hyp = Hypothesis::empty(no_speech_prob);
-    let limit = opts.max_tokens.min(model.config.n_text_ctx - prompt.len());
+    let limit = token_limit(model, prompt, opts);
     loop {
         if hyp.tokens.len() >= limit {
             hyp.truncated = true;
@@ -168,6 +168,11 @@ fn greedy(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, o
         hyp.tokens.push(best as u32);
         logits = model.step(&Tensor::new(&[[best as u32]], model.device())?, &mut state)?.remove(0);
     }
+}
+
+/// Tokens a search may generate after `prompt`: the options' bound, within the decoder's context.
+fn token_limit(model: &Whisper, prompt: &[u32], opts: &SearchOptions) -> usize {
+    opts.max_tokens.min(model.config.n_text_ctx - prompt.len())
 }
 
 /// Feeds the prompt; returns the logits for the first generated token and the no-speech
@@ -211,38 +216,35 @@ pub fn sample(
     let (first, no_speech_prob) = feed_prompt(model, &mut state, prompt)?;
     let best_of = best_of.max(1);
     state.select(&vec![0; best_of])?;
-    let limit = opts.max_tokens.min(model.config.n_text_ctx - prompt.len());
+    let limit = token_limit(model, prompt, opts);
     let mut live: Vec<Hypothesis> = (0..best_of).map(|_| Hypothesis::empty(no_speech_prob)).collect();
     let mut rows = vec![first; best_of];
     let mut done = Vec::with_capacity(best_of);
     while !live.is_empty() {
-        let mut keep = Vec::with_capacity(live.len());
+        let mut still = Vec::with_capacity(live.len());
+        let mut parents = Vec::with_capacity(live.len());
         let mut next_tokens = Vec::with_capacity(live.len());
-        for (i, (hyp, logits)) in live.iter_mut().zip(rows.iter_mut()).enumerate() {
-            rules.apply(logits, &hyp.tokens);
-            let logprobs = log_softmax(logits);
+        for (i, (mut hyp, mut logits)) in live.into_iter().zip(rows).enumerate() {
+            rules.apply(&mut logits, &hyp.tokens);
+            let logprobs = log_softmax(&logits);
             let token = sample_index(&logprobs, temperature, &mut rng);
             hyp.sum_logprob += logprobs[token];
-            if token as u32 == eot {
-                continue;
+            if token as u32 != eot {
+                hyp.tokens.push(token as u32);
+                hyp.truncated = hyp.tokens.len() >= limit;
             }
-            hyp.tokens.push(token as u32);
-            if hyp.tokens.len() >= limit {
-                hyp.truncated = true;
-                continue;
+            if token as u32 == eot || hyp.truncated {
+                done.push(hyp);
+            } else {
+                still.push(hyp);
+                parents.push(i as u32);
+                next_tokens.push(token as u32);
             }
-            keep.push(i);
-            next_tokens.push(token as u32);
-        }
-        let mut still = Vec::with_capacity(keep.len());
-        for (i, hyp) in live.drain(..).enumerate() {
-            if keep.contains(&i) { still.push(hyp) } else { done.push(hyp) }
         }
         live = still;
         if live.is_empty() {
             break;
         }
-        let parents: Vec<u32> = keep.iter().map(|&i| i as u32).collect();
         state.select(&parents)?;
         rows = model.step(&Tensor::new(next_tokens.as_slice(), model.device())?.unsqueeze(1)?, &mut state)?;
     }
@@ -266,7 +268,7 @@ fn sample_index(logprobs: &[f32], temperature: f32, rng: &mut StdRng) -> usize {
 fn beam(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opts: &SearchOptions) -> Result<Hypothesis> {
     let eot = model.config.tokens.eot;
     let k = opts.beam_size;
-    let limit = opts.max_tokens.min(model.config.n_text_ctx - prompt.len());
+    let limit = token_limit(model, prompt, opts);
     let mut state: DecoderState = model.start(audio, 1)?;
     let (first, no_speech_prob) = feed_prompt(model, &mut state, prompt)?;
     let mut beams = vec![Hypothesis::empty(no_speech_prob)];
