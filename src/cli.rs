@@ -370,6 +370,10 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8178]; port 0 picks a free port (printed).
     #[arg(long)]
     pub listen: Option<String>,
+    /// Also serve the Wyoming protocol (Home Assistant) on this address, e.g.
+    /// tcp://127.0.0.1:10300 [default: the config's wyoming.listen, else off].
+    #[arg(long)]
+    pub wyoming: Option<String>,
     /// Enhance every stream, upload and the microphone before recognition: denoise (GTCRN),
     /// denoise:rnnoise or target:NAME [default: the config's recognition.enhance, else none].
     #[arg(long, value_parser = parse_enhance)]
@@ -459,7 +463,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Serve(a) => crate::service::serve(a.config, a.listen, a.enhance),
+        Command::Serve(a) => crate::service::serve(a.config, a.listen, a.wyoming, a.enhance),
         Command::Bench { command: BenchCommand::Denoise { manifest, noise, snr, whisper, dry, speed_only } } => {
             crate::bench::denoise::run(crate::bench::denoise::DenoiseBench { manifest, noise, snrs: snr, whisper, dry, speed_only })?;
             Ok(0)

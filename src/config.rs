@@ -16,6 +16,15 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub recognition: RecognitionConfig,
     pub endpoint: EndpointConfig,
+    pub wyoming: WyomingConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WyomingConfig {
+    /// Serve the Wyoming protocol (Home Assistant) here, e.g. "tcp://127.0.0.1:10300"; off when
+    /// absent.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +114,9 @@ impl Config {
         self.recognition.lookahead()?;
         self.recognition.enhance()?;
         self.server.listen.parse::<std::net::SocketAddr>().map_err(|e| format!("server.listen '{}': {e}", self.server.listen))?;
+        if let Some(uri) = &self.wyoming.listen {
+            crate::service::wyoming::parse_listen(uri)?;
+        }
         if self.server.max_streams == 0 || self.server.idle_timeout_s == 0 {
             return Err("server.max_streams and server.idle_timeout_s must be at least 1".into());
         }

@@ -2,82 +2,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server::Server;
 use hark::audio::FileSource;
 use tungstenite::Message;
-
-struct Server {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(config: &str, env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hark.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hark"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"]).arg(&path).stderr(Stdio::piped()).stdout(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "the server exited before listening");
-            if let Some(a) = line.trim().strip_prefix("hark: listening on http://") {
-                break a.to_string();
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Self { child, addr, _dir: dir }
-    }
-
-    fn http(&self, request: &[u8]) -> (u16, String) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        s.write_all(request).unwrap();
-        let mut response = Vec::new();
-        let _ = s.read_to_end(&mut response);
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, body)
-    }
-
-    fn get(&self, path: &str, headers: &str) -> (u16, String) {
-        self.http(format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\n\r\n", self.addr).as_bytes())
-    }
-
-    fn ws(&self, query: &str) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>> {
-        let (ws, _) = tungstenite::connect(format!("ws://{}/v1/stream{query}", self.addr)).unwrap();
-        if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
-            s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        }
-        ws
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        let (_, body) = self.get("/metrics", "");
-        body.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).unwrap_or_else(|| panic!("{name} missing: {body}")).parse().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn pcm_s16(samples: &[f32]) -> Vec<u8> {
     samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect()

@@ -4,6 +4,8 @@
 pub mod capture;
 pub mod playback;
 pub mod decode;
+pub mod encode;
+pub mod pcm;
 pub mod resample;
 
 pub use decode::{AudioInfo, FileDecoder};

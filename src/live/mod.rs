@@ -3,6 +3,10 @@
 //! each is spoken; at each endpoint a second pass (Whisper by default) gives the final text.
 //! `hark listen` and every WebSocket client of `hark serve` run one of these.
 
+mod deltas;
+
+pub use deltas::TranscriptDeltas;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};

@@ -8,6 +8,7 @@ mod metrics;
 mod openai;
 mod speech;
 mod stream;
+pub mod wyoming;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -68,12 +69,15 @@ fn notify(states: &[sd_notify::NotifyState]) {
     }
 }
 
-pub fn serve(config_path: Option<PathBuf>, listen: Option<String>, enhance: Option<crate::separation::EnhanceMode>) -> anyhow::Result<i32> {
+pub fn serve(config_path: Option<PathBuf>, listen: Option<String>, wyoming: Option<String>, enhance: Option<crate::separation::EnhanceMode>) -> anyhow::Result<i32> {
     let mut config = Config::load(config_path.as_deref())?;
     if let Some(l) = listen {
         config.server.listen = l;
-        config.validate().map_err(anyhow::Error::msg)?;
     }
+    if let Some(w) = wyoming {
+        config.wyoming.listen = Some(w);
+    }
+    config.validate().map_err(anyhow::Error::msg)?;
     if let Some(e) = enhance {
         config.recognition.enhance = Some(e.to_string());
     }
@@ -90,6 +94,13 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
     let addr: SocketAddr = config.server.listen.parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    let wyoming_listener = match &config.wyoming.listen {
+        Some(uri) => {
+            let addr = wyoming::parse_listen(uri).map_err(anyhow::Error::msg)?;
+            Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for Wyoming"))?)
+        }
+        None => None,
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     // The daemon's own microphone, published on /v1/events.
@@ -136,6 +147,10 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
         .with_state(state.clone());
 
     eprintln!("hark: listening on http://{local}");
+    if let Some(listener) = wyoming_listener {
+        eprintln!("hark: Wyoming on tcp://{}", listener.local_addr()?);
+        tokio::spawn(wyoming::serve(listener, state.clone()));
+    }
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&format!("listening on {local}"))]);
     if let Some(period) = sd_notify::watchdog_enabled() {
         tokio::spawn(async move {

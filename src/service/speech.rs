@@ -1,8 +1,9 @@
 //! `POST /v1/audio/speech`, compatible with OpenAI's API: a JSON body with `input` (the text,
 //! at most 4096 characters), `model` and `voice` (accepted; hark has one voice), `response_format`
-//! (`wav` or `pcm`: 16-bit mono at 24 kHz; compressed formats are refused with a clear error) and
-//! `speed` (0.25–4). The reply streams: each sentence's audio is sent as soon as it is made. A
-//! client that goes away stops the synthesis after the sentence in hand.
+//! (mp3 — the default, as OpenAI's —, opus, aac, flac, wav or pcm: 16-bit mono; all at 24 kHz)
+//! and `speed` (0.25–4). The reply streams: each sentence's audio is encoded and sent as soon as
+//! it is made (FLAC at the end). A client that goes away stops the synthesis after the sentence
+//! in hand.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::{AppState, json_error};
+use crate::audio::encode::SpeechFormat;
 use crate::pipeline::tts::{SpeechEvent, TtsNode};
 use crate::tts::{SpeechOptions, Tts};
 
@@ -32,32 +34,9 @@ pub struct SpeechRequest {
     speed: Option<f32>,
 }
 
-/// A WAV header for a stream of unknown length: the sizes are the largest possible (the data size
-/// even, a whole number of samples), which players and decoders read as "to the end of the file".
-fn streaming_wav_header(rate: u32) -> Vec<u8> {
-    let mut h = Vec::with_capacity(44);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&u32::MAX.to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    h.extend_from_slice(&1u16.to_le_bytes()); // mono
-    h.extend_from_slice(&rate.to_le_bytes());
-    h.extend_from_slice(&(rate * 2).to_le_bytes());
-    h.extend_from_slice(&2u16.to_le_bytes());
-    h.extend_from_slice(&16u16.to_le_bytes());
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&(u32::MAX - 1).to_le_bytes());
-    h
-}
-
-fn pcm16(samples: &[f32]) -> Bytes {
-    Bytes::from(samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect::<Vec<u8>>())
-}
-
 /// The voice, loaded (and installed) by the first request that needs it; a failed load is
 /// tried again by the next request.
-async fn voice(state: &Arc<AppState>) -> Result<Arc<Tts>, Response> {
+pub(super) async fn voice(state: &Arc<AppState>) -> Result<Arc<Tts>, Response> {
     let slot = state.tts.clone();
     tokio::task::spawn_blocking(move || {
         let mut slot = slot.lock().map_err(|_| "the voice's lock is poisoned".to_string())?;
@@ -83,12 +62,8 @@ pub async fn speech(State(state): State<Arc<AppState>>, body: Result<Json<Speech
 async fn handle(state: &Arc<AppState>, body: Result<Json<SpeechRequest>, JsonRejection>) -> Result<Response, Response> {
     let bad = |m: String| json_error(StatusCode::BAD_REQUEST, m);
     let Json(req) = body.map_err(|e| bad(format!("expected a JSON body with \"input\": {}", e.body_text())))?;
-    let format = req.response_format.as_deref().unwrap_or("wav");
-    let wav = match format {
-        "wav" => true,
-        "pcm" => false,
-        other => return Err(bad(format!("response_format '{other}' is not supported (wav, pcm: 16-bit mono, 24 kHz)"))),
-    };
+    let format: SpeechFormat = req.response_format.as_deref().unwrap_or("mp3").parse().map_err(|e: crate::Error| bad(e.to_string()))?;
+    let mut encoder = format.encoder(Tts::SAMPLE_RATE).map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if req.input.chars().count() > MAX_INPUT_CHARS {
         return Err(bad(format!("input is longer than {MAX_INPUT_CHARS} characters")));
     }
@@ -110,13 +85,21 @@ async fn handle(state: &Arc<AppState>, body: Result<Json<SpeechRequest>, JsonRej
     };
     let metrics = state.clone();
     tokio::task::spawn_blocking(move || {
-        let send = |bytes: Bytes| tx.blocking_send(Ok(bytes)).is_ok();
-        let mut open = (!wav || send(Bytes::from(streaming_wav_header(Tts::SAMPLE_RATE)))) && first.is_none_or(|s| send(pcm16(&s.samples)));
+        let send = |bytes: crate::Result<Vec<u8>>| match bytes {
+            Ok(b) if b.is_empty() => true,
+            Ok(b) => tx.blocking_send(Ok(Bytes::from(b))).is_ok(),
+            Err(e) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                false
+            }
+        };
+        let mut open = first.is_none_or(|s| send(encoder.push(&s.samples)));
         while open {
             match node.events.recv() {
-                Ok(SpeechEvent::Sentence(s)) => open = send(pcm16(&s.samples)),
+                Ok(SpeechEvent::Sentence(s)) => open = send(encoder.push(&s.samples)),
                 Ok(SpeechEvent::Done { samples }) => {
                     metrics.metrics.speech_samples.fetch_add(samples as u64, Ordering::Relaxed);
+                    send(encoder.finish());
                     break;
                 }
                 Ok(SpeechEvent::Failed(e)) => {
@@ -133,22 +116,5 @@ async fn handle(state: &Arc<AppState>, body: Result<Json<SpeechRequest>, JsonRej
         node.join();
     });
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let content_type = if wav { "audio/wav" } else { "audio/pcm" };
-    Ok(([(header::CONTENT_TYPE, content_type)], Body::from_stream(stream)).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn streaming_header_is_a_readable_wav() {
-        let mut bytes = streaming_wav_header(24_000);
-        bytes.extend_from_slice(&pcm16(&[0.0, 0.5, -0.5]));
-        let reader = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
-        assert_eq!(reader.spec().sample_rate, 24_000);
-        // The declared length runs past the end: the reader stops at the real end.
-        let samples: Vec<i16> = reader.into_samples::<i16>().map_while(Result::ok).collect();
-        assert_eq!(samples, vec![0, 16384, -16384]);
-    }
+    Ok(([(header::CONTENT_TYPE, format.content_type())], Body::from_stream(stream)).into_response())
 }
