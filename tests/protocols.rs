@@ -126,3 +126,134 @@ fn bad_wyoming_input_gets_an_error_event_and_others_go_on() {
     assert_eq!(server.get("/healthz", "").0, 200);
     assert!(server.metric("hark_errors_total") >= 7.0);
 }
+
+/// A dev-real recording as raw 16-bit mono PCM at 24 kHz (OpenAI's realtime input).
+fn pcm24(n: usize, dir: &Path) -> (String, String) {
+    let (path, reference) = dev_real(n);
+    let spec = pcm_copy(&path, dir, 24_000, 16, 1);
+    (spec.split(':').next().unwrap().to_string(), reference)
+}
+
+#[test]
+fn openais_realtime_client_streams_deltas_then_the_final() {
+    let server = Server::start("[server]\ntoken = \"s3cret\"\n", &[]);
+    let base = format!("http://{}/v1", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let (file, reference) = pcm24(2, dir.path());
+    let (ok, out, err) = python("openai_realtime.py", &[&base, "s3cret", "manual", &file]);
+    assert!(ok, "{err}");
+    let r = &json_lines(&out)[0];
+    let types: Vec<&str> = r["types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let completed_at = types.iter().position(|t| *t == "conversation.item.input_audio_transcription.completed").unwrap();
+    assert!(types[..completed_at].contains(&"conversation.item.input_audio_transcription.delta"), "deltas before the final: {types:?}");
+    assert!(types[..completed_at].contains(&"input_audio_buffer.committed"), "{types:?}");
+    assert_eq!(types[0], "session.created", "{types:?}");
+    let text = r["completed"][0].as_str().unwrap();
+    let (errors, words) = hark::eval::wer_counts(&reference, text);
+    assert!(errors as f64 / words as f64 <= 0.10, "{text:?} for {reference:?}");
+
+    // Server VAD: two recordings, 2 s of silence after each, come back as two items.
+    let (second, second_reference) = pcm24(7, dir.path());
+    let (ok, out, err) = python("openai_realtime.py", &[&base, "s3cret", "vad", &file, &second]);
+    assert!(ok, "{err}");
+    let r = &json_lines(&out)[0];
+    let items: Vec<String> = r["completed"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    assert_eq!(items.len(), 2, "{r}");
+    let types: Vec<&str> = r["types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(types.iter().filter(|t| **t == "input_audio_buffer.speech_started").count(), 2, "{types:?}");
+    assert_eq!(types.iter().filter(|t| **t == "input_audio_buffer.speech_stopped").count(), 2, "{types:?}");
+    let wer = wer(&[(reference.clone(), items[0].clone()), (second_reference, items[1].clone())]);
+    assert!(wer <= 0.10, "WER {wer:.3}: {items:?}");
+
+    // Without the token the connection is refused.
+    let (ok, _, err) = python("openai_realtime.py", &[&base, "wrong", "manual", &file]);
+    assert!(!ok, "a wrong token must be refused: {err}");
+}
+
+#[test]
+fn bad_realtime_events_get_openais_error_events_and_the_session_goes_on() {
+    let server = Server::start("", &[]);
+    let base = format!("http://{}/v1", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let (file, reference) = pcm24(4, dir.path());
+    let (ok, out, err) = python("openai_realtime.py", &[&base, "none", "bad", &file]);
+    assert!(ok, "{err}");
+    let r = &json_lines(&out)[0];
+    for (case, expected) in [
+        ("unknown event type", "make.coffee"),
+        ("base64 garbage", "not valid base64"),
+        ("wrong sample width", "whole number of 2-byte frames"),
+        ("commit before audio", "buffer is empty"),
+        ("oversize message", "at most 15 MiB"),
+        ("bad session", "audio/pcmu"),
+    ] {
+        let message = r["errors"][case].as_str().unwrap_or_else(|| panic!("{case}: no error: {r}"));
+        assert!(message.contains(expected), "{case}: {message}");
+    }
+    let text = r["completed"][0].as_str().unwrap();
+    assert!(hark::eval::wer_counts(&reference, text).0 as f64 / reference.split_whitespace().count() as f64 <= 0.2, "{text}");
+    assert_eq!(server.get("/healthz", "").0, 200);
+}
+
+#[test]
+fn streamed_uploads_and_every_speech_format_through_the_openai_client() {
+    let server = Server::start("", &[]);
+    let base = format!("http://{}/v1", server.addr);
+    let (path, reference) = common::librispeech_dev(common::RUNAWAY_UTTERANCES[1]);
+    let (ok, out, err) = python("openai_streams.py", &[&base, "none", "transcribe", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let r = &json_lines(&out)[0];
+    let types: Vec<&str> = r["types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(types.last(), Some(&"transcript.text.done"), "{types:?}");
+    assert!(types.len() >= 2 && types[..types.len() - 1].iter().all(|t| *t == "transcript.text.delta"), "{types:?}");
+    let text = r["text"].as_str().unwrap();
+    let deltas: String = r["deltas"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    assert_eq!(deltas, text, "the deltas add up to the text");
+    // The same text as the plain upload gives.
+    let plain = common::stdout(&common::hark(&["transcribe", path.to_str().unwrap()]));
+    assert_eq!(common::words(text), common::words(&plain));
+    let (errors, words) = hark::eval::wer_counts(&reference, text);
+    assert!(errors as f64 / words as f64 <= 0.2, "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let sentence = "Good evening, and welcome to the news.";
+    let (ok, _, err) = python("openai_streams.py", &[&base, "none", "speech", dir.path().to_str().unwrap(), sentence]);
+    assert!(ok, "{err}");
+    let pcm_seconds = std::fs::metadata(dir.path().join("speech.pcm")).unwrap().len() as f64 / 2.0 / 24_000.0;
+    assert!(pcm_seconds > 1.0, "{pcm_seconds} s of speech");
+    for name in ["speech.mp3", "default.mp3", "speech.aac", "speech.flac", "speech.wav", "speech.opus"] {
+        let path = dir.path().join(name);
+        let seconds = if name.ends_with(".opus") {
+            opus_seconds(&path)
+        } else {
+            FileSource::open(&path).and_then(FileSource::read_all).unwrap_or_else(|e| panic!("{name}: {e}")).len() as f64 / 16_000.0
+        };
+        // MP3 and AAC add their codec delay (< 0.2 s).
+        assert!((seconds - pcm_seconds).abs() < 0.2, "{name}: {seconds:.3} s, the PCM is {pcm_seconds:.3} s");
+        if name != "speech.opus" {
+            let heard = common::stdout(&common::hark(&["transcribe", path.to_str().unwrap()]));
+            assert!(hark::eval::wer_counts(sentence, &heard).0 <= 1, "{name}: heard {heard:?}");
+        }
+    }
+    let mp3 = std::fs::read(dir.path().join("default.mp3")).unwrap();
+    assert!(mp3.starts_with(b"ID3") || mp3[0] == 0xff, "the default format is MP3");
+}
+
+/// The length of an Ogg Opus file as libopus decodes it, less the pre-skip and the end trim.
+fn opus_seconds(path: &Path) -> f64 {
+    let mut reader = ogg::PacketReader::new(std::fs::File::open(path).unwrap());
+    let head = reader.read_packet().unwrap().unwrap();
+    assert!(head.data.starts_with(b"OpusHead"), "not Ogg Opus");
+    let pre_skip = u16::from_le_bytes([head.data[10], head.data[11]]) as usize;
+    reader.read_packet().unwrap().unwrap(); // OpusTags
+    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+    let (mut decoded, mut last_granule) = (0usize, 0u64);
+    let mut pcm = vec![0f32; 5760];
+    while let Some(packet) = reader.read_packet().unwrap() {
+        decoded += decoder.decode_float(&packet.data, &mut pcm, false).unwrap();
+        last_granule = packet.absgp_page();
+    }
+    // The last page's granule position says how much of the decoded audio is real.
+    assert!(decoded >= last_granule as usize, "{decoded} decoded, granule {last_granule}");
+    (last_granule as usize - pre_skip) as f64 / 48_000.0
+}

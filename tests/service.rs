@@ -373,7 +373,7 @@ fn openai_speech_endpoint_streams_sentence_by_sentence() {
     assert_eq!(status, 200);
     assert!(pcm.len() > 12_000 && pcm.len() % 2 == 0, "{} bytes", pcm.len());
     for (json, expected) in [
-        (r#"{"input": "Hello.", "response_format": "mp3"}"#, "response_format 'mp3' is not supported"),
+        (r#"{"input": "Hello.", "response_format": "ogg"}"#, "response_format 'ogg' is not supported"),
         (r#"{"text": "Hello."}"#, "missing field `input`"),
         (r#"{"input": "   "}"#, "no text to speak"),
         (r#"{"input": "Hello.", "speed": 10}"#, "speed 10 is outside"),

@@ -173,6 +173,8 @@ struct OpusEncoder {
     rate: u32,
     /// The encoded packet held back so the last one can end the stream.
     held: Option<(Vec<u8>, u64)>,
+    /// Once finishing: the real input length (the padding that drains the encoder is not audio).
+    end: Option<u64>,
     writer: ogg::PacketWriter<'static, Vec<u8>>,
 }
 
@@ -202,11 +204,13 @@ impl OpusEncoder {
         let io = |e: std::io::Error| codec_error("Ogg", e);
         writer.write_packet(head, OGG_SERIAL, ogg::PacketWriteEndInfo::EndPage, 0).map_err(io)?;
         writer.write_packet(tags, OGG_SERIAL, ogg::PacketWriteEndInfo::EndPage, 0).map_err(io)?;
-        Ok(Self { encoder, frame: rate as usize / 50, pre_skip, pending: Vec::new(), consumed: 0, rate, held: None, writer })
+        Ok(Self { encoder, frame: rate as usize / 50, pre_skip, pending: Vec::new(), consumed: 0, rate, held: None, end: None, writer })
     }
 
+    /// The granule position after `samples` input samples: decoded samples including the
+    /// pre-skip, never past the real end.
     fn granule(&self, samples: u64) -> u64 {
-        self.pre_skip + samples * 48_000 / self.rate as u64
+        self.pre_skip + samples.min(self.end.unwrap_or(u64::MAX)) * 48_000 / self.rate as u64
     }
 
     fn take_output(&mut self) -> Vec<u8> {
@@ -236,6 +240,10 @@ impl StreamEncoder for OpusEncoder {
         Ok(self.take_output())
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
+        // The encoder's delay: the last real audio leaves it `pre_skip` samples later.
+        self.end = Some(self.consumed + self.pending.len() as u64);
+        let delay = (self.pre_skip * self.rate as u64).div_ceil(48_000) as usize;
+        self.pending.extend(std::iter::repeat_n(0.0, delay));
         self.encode_frames(true)?;
         let (packet, granule) = match self.held.take() {
             Some(held) => held,
@@ -372,7 +380,8 @@ mod tests {
         let pre_skip = u16::from_le_bytes([packets[0].data[10], packets[0].data[11]]) as u64;
         assert!(last.last_in_stream());
         assert_eq!(last.absgp_page() - pre_skip, 48_000, "one second at 48 kHz");
-        assert_eq!(packets.len() - 2, 50, "20 ms packets");
+        // 20 ms packets, enough of them to hold the pre-skip and the whole second.
+        assert_eq!((packets.len() - 2) * 960, (48_000 + pre_skip as usize).div_ceil(960) * 960);
     }
 
     #[test]

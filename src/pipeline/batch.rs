@@ -39,6 +39,17 @@ pub struct Transcript {
 
 /// Transcribes one file through the pipeline graph (decode → [enhance] → mel → recogniser).
 pub fn transcribe_file(path: &Path, recognizer: &Recognizer, enhance: Option<&EnhancerFactory>) -> Result<Transcript> {
+    transcribe_file_with(path, recognizer, enhance, |_| {})
+}
+
+/// [`transcribe_file`], also handing each segment to `on_segment` as soon as it is decoded (a
+/// streaming upload's deltas).
+pub fn transcribe_file_with(
+    path: &Path,
+    recognizer: &Recognizer,
+    enhance: Option<&EnhancerFactory>,
+    mut on_segment: impl FnMut(&Segment) + Send + 'static,
+) -> Result<Transcript> {
     let _span = tracing::info_span!("transcribe", file = %path.display()).entered();
     let mut source = FileSource::open(path)?;
     let (audio_tx, audio_rx) = bounded::<AudioChunk>(CHANNEL_DEPTH);
@@ -60,11 +71,16 @@ pub fn transcribe_file(path: &Path, recognizer: &Recognizer, enhance: Option<&En
         let mut t = Transcript::default();
         for event in event_rx.iter() {
             match event {
-                RecognizerEvent::Segment(s) => t.segments.push(s),
+                RecognizerEvent::Segment(s) => {
+                    on_segment(&s);
+                    t.segments.push(s);
+                }
                 RecognizerEvent::Partial(_) => {}
                 RecognizerEvent::Final(r) => {
                     if let (Some(first), Some(last)) = (r.words.first(), r.words.last()) {
-                        t.segments.push(Segment { start: first.start, end: last.end, text: r.text.clone(), confidence: mean_confidence(&r.words) });
+                        let segment = Segment { start: first.start, end: last.end, text: r.text.clone(), confidence: mean_confidence(&r.words) };
+                        on_segment(&segment);
+                        t.segments.push(segment);
                     }
                     t.words = r.words;
                     t.lookahead = r.lookahead;

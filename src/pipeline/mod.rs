@@ -8,7 +8,7 @@ pub mod live;
 pub mod tts;
 mod stages;
 
-pub use batch::{FileOutcome, Recognizer, Transcript, transcribe_file, transcribe_files};
+pub use batch::{FileOutcome, Recognizer, Transcript, transcribe_file, transcribe_file_with, transcribe_files};
 pub use stages::{EnhanceStage, MelStage, RecognizerEvent, TransducerNode, WhisperNode};
 
 use crossbeam_channel::{Receiver, Sender};

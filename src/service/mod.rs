@@ -6,6 +6,7 @@
 
 mod metrics;
 mod openai;
+mod realtime;
 mod speech;
 mod stream;
 pub mod wyoming;
@@ -139,6 +140,7 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
         .route("/v1/audio/transcriptions", post(openai::transcriptions))
         .route("/v1/audio/speech", post(speech::speech))
         .route("/v1/stream", get(stream::stream))
+        .route("/v1/realtime", get(realtime::realtime))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics_text))
         .layer(axum::middleware::from_fn_with_state(state.clone(), authorize))

@@ -1,8 +1,11 @@
 //! `POST /v1/audio/transcriptions`, compatible with OpenAI's API: multipart fields `file`
 //! (required), `model`, `response_format` (json, text, srt, vtt, verbose_json), `language`,
-//! `prompt`, `temperature` (accepted; Whisper tiny.en is English-only and greedy here). The
-//! upload streams to a temporary file, counted against the size limit as it arrives.
+//! `prompt`, `temperature` (accepted; Whisper tiny.en is English-only and greedy here), and
+//! `stream` (true: server-sent `transcript.text.delta` events, one per segment as it is
+//! decoded, then `transcript.text.done`, as OpenAI's API sends them). The upload streams to a
+//! temporary file, counted against the size limit as it arrives.
 
+use std::convert::Infallible;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,11 +13,12 @@ use std::time::Instant;
 
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, json_error};
 use crate::output::{Format, render};
-use crate::pipeline::{Recognizer, Transcript, transcribe_file};
+use crate::pipeline::{Recognizer, Transcript, transcribe_file_with};
 
 #[derive(Clone, Copy, PartialEq)]
 enum ResponseFormat {
@@ -62,6 +66,7 @@ async fn handle(state: &Arc<AppState>, headers: &HeaderMap, multipart: Result<Mu
     let bad = |m: String| json_error(StatusCode::BAD_REQUEST, m);
     let mut file: Option<(tempfile::NamedTempFile, String)> = None;
     let mut format = ResponseFormat::Json;
+    let mut stream = false;
     let mut received = 0u64;
     while let Some(mut field) = multipart.next_field().await.map_err(|e| bad(format!("malformed multipart body: {e}")))? {
         match field.name().unwrap_or_default() {
@@ -78,6 +83,13 @@ async fn handle(state: &Arc<AppState>, headers: &HeaderMap, multipart: Result<Mu
                 file = Some((tmp, name));
             }
             "response_format" => format = parse_format(field.text().await.map_err(|e| bad(e.to_string()))?.trim()).map_err(bad)?,
+            "stream" => {
+                stream = match field.text().await.map_err(|e| bad(e.to_string()))?.trim() {
+                    "true" | "True" | "1" => true,
+                    "false" | "False" | "0" => false,
+                    other => return Err(bad(format!("stream must be true or false, not '{other}'"))),
+                }
+            }
             // Accepted for compatibility; the configured Whisper model answers.
             "model" | "language" | "prompt" | "temperature" | "timestamp_granularities[]" => {
                 let _ = field.text().await;
@@ -90,17 +102,71 @@ async fn handle(state: &Arc<AppState>, headers: &HeaderMap, multipart: Result<Mu
     let enhancer = state.engines.enhancer.clone();
     let started = Instant::now();
     let path = tmp.path().to_path_buf();
-    let result = tokio::task::spawn_blocking(move || {
-        let r = transcribe_file(&path, &recognizer, enhancer.as_ref());
+    let (segments_tx, mut segments) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut job = tokio::task::spawn_blocking(move || {
+        let on_segment = move |s: &crate::asr::Segment| {
+            let _ = segments_tx.send(s.text.clone());
+        };
+        let r = transcribe_file_with(&path, &recognizer, enhancer.as_ref(), on_segment);
         drop(tmp);
         r
-    })
-    .await
-    .map_err(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error while transcribing"))?;
-    let transcript = result.map_err(|e| bad(format!("{name}: {e}")))?;
-    state.metrics.add_audio((transcript.duration * crate::audio::SAMPLE_RATE as f64) as u64, started.elapsed());
-    state.metrics.uploads_total.fetch_add(1, Ordering::Relaxed);
-    Ok(respond(format, &name, &transcript))
+    });
+    let state = state.clone();
+    let finish = move |result: Result<crate::Result<Transcript>, tokio::task::JoinError>| {
+        let transcript = result.map_err(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error while transcribing"))?.map_err(|e| bad(format!("{name}: {e}")))?;
+        state.metrics.add_audio((transcript.duration * crate::audio::SAMPLE_RATE as f64) as u64, started.elapsed());
+        state.metrics.uploads_total.fetch_add(1, Ordering::Relaxed);
+        Ok::<_, Response>((transcript, name))
+    };
+    if !stream {
+        let (transcript, name) = finish(job.await)?;
+        return Ok(respond(format, &name, &transcript));
+    }
+    // Streaming: a file that cannot be read fails before the first segment, with a plain 400.
+    let first = tokio::select! {
+        segment = segments.recv() => segment,
+        result = &mut job => return finish(result).map(|(t, _)| final_events(&t.text)),
+    };
+    let Some(first) = first else {
+        return finish(job.await).map(|(t, _)| final_events(&t.text));
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut next = Some(first);
+        let mut sent = false;
+        while let Some(text) = next {
+            let text = text.trim();
+            if !text.is_empty() {
+                let _ = tx.send(delta_event(&if sent { format!(" {text}") } else { text.to_string() }));
+                sent = true;
+            }
+            next = segments.recv().await;
+        }
+        let _ = tx.send(match finish(job.await) {
+            Ok((t, _)) => done_event(&t.text),
+            Err(_) => Ok(Event::default().data(r#"{"type":"error","error":{"message":"the transcription failed part-way","type":"server_error"}}"#)),
+        });
+    });
+    let events = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+    Ok(Sse::new(events).into_response())
+}
+
+fn delta_event(delta: &str) -> Result<Event, Infallible> {
+    Ok(Event::default().data(serde_json::json!({"type": "transcript.text.delta", "delta": delta, "logprobs": null}).to_string()))
+}
+
+fn done_event(text: &str) -> Result<Event, Infallible> {
+    Ok(Event::default().data(serde_json::json!({"type": "transcript.text.done", "text": text, "logprobs": null}).to_string()))
+}
+
+/// The events of a transcript that was finished before any segment was streamed.
+fn final_events(text: &str) -> Response {
+    let mut events = Vec::new();
+    if !text.is_empty() {
+        events.push(delta_event(text));
+    }
+    events.push(done_event(text));
+    Sse::new(futures_util::stream::iter(events)).into_response()
 }
 
 fn respond(format: ResponseFormat, name: &str, t: &Transcript) -> Response {
