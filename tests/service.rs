@@ -110,6 +110,14 @@ fn bad_streams_get_an_error_and_others_are_unaffected() {
             assert!(last["message"].as_str().unwrap().contains(needle), "{query}: {last}");
         };
         expect_error("?sample_rate=abc", None, "sample_rate");
+        // Both parameters bad: the error event names the first, then a close with a code.
+        let mut ws = server.ws("?sample_rate=abc&encoding=nope");
+        let error: serde_json::Value = serde_json::from_str(ws.read().unwrap().to_text().unwrap()).unwrap();
+        assert!(error["type"] == "error" && error["message"].as_str().unwrap().contains("sample_rate 'abc'"), "{error}");
+        match ws.read() {
+            Ok(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1008),
+            other => panic!("expected a close frame with a code, got {other:?}"),
+        }
         expect_error("?encoding=mp3", None, "mp3");
         expect_error("?encoding=pcm_s16le", Some(Message::Binary(vec![1u8, 2, 3].into())), "whole samples");
         expect_error("", Some(Message::Text("hello".into())), "unexpected text frame");

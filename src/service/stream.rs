@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use tokio::sync::mpsc;
@@ -77,7 +77,8 @@ fn json(event: &impl serde::Serialize) -> Message {
 async fn send_error(socket: &mut WebSocket, message: &str) {
     tracing::info!("stream error: {message}");
     let _ = socket.send(json(&serde_json::json!({"type": "error", "message": message}))).await;
-    let _ = socket.send(Message::Close(None)).await;
+    // A close code too, for clients that only look at the close: 1008, the request is refused.
+    let _ = socket.send(Message::Close(Some(CloseFrame { code: close_code::POLICY, reason: "error: see the error event".into() }))).await;
 }
 
 /// Serves one stream; `Err` when it ended with an error the client was told about.
