@@ -207,6 +207,13 @@ fn openai_transcriptions_endpoint() {
     let (status, body) = post(&server, auth, &[("file", Some("notes.txt"), b"this is not audio at all")]);
     assert_eq!(status, 400);
     assert!(body.contains("notes.txt"), "{body}");
+    // Streaming or not, a file that is not audio is a plain 400 before any event.
+    let (status, body) = post(&server, auth, &[("file", Some("notes.txt"), b"this is not audio at all"), ("stream", None, b"true")]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("notes.txt") && body.contains("\"error\""), "{body}");
+    let (status, body) = post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("stream", None, b"maybe")]);
+    assert_eq!(status, 400);
+    assert!(body.contains("stream must be true or false"), "{body}");
     let (status, body) = post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("response_format", None, b"xml")]);
     assert_eq!(status, 400);
     assert!(body.contains("xml"), "{body}");

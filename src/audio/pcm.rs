@@ -40,7 +40,7 @@ impl PcmFormat {
     /// Mono samples in [-1, 1] (channels averaged).
     pub fn decode_mono(self, bytes: &[u8]) -> Result<Vec<f32>> {
         let frame = self.bytes_per_frame();
-        if bytes.len() % frame != 0 {
+        if !bytes.len().is_multiple_of(frame) {
             return Err(Error::InvalidInput(format!("audio of {} bytes is not a whole number of {frame}-byte frames", bytes.len())));
         }
         let width = frame / self.channels as usize;

@@ -112,6 +112,8 @@ async fn handle(state: &Arc<AppState>, headers: &HeaderMap, multipart: Result<Mu
         r
     });
     let state = state.clone();
+    // The error is the reply itself (as `handle`'s), so its size is the response's.
+    #[allow(clippy::result_large_err)]
     let finish = move |result: Result<crate::Result<Transcript>, tokio::task::JoinError>| {
         let transcript = result.map_err(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error while transcribing"))?.map_err(|e| bad(format!("{name}: {e}")))?;
         state.metrics.add_audio((transcript.duration * crate::audio::SAMPLE_RATE as f64) as u64, started.elapsed());
