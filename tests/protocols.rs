@@ -155,7 +155,7 @@ fn openais_realtime_client_streams_deltas_then_the_final() {
     assert!(errors as f64 / words as f64 <= 0.10, "{text:?} for {reference:?}");
 
     // Server VAD: two recordings, 2 s of silence after each, come back as two items.
-    let (second, second_reference) = pcm24(4, dir.path());
+    let (second, second_reference) = pcm24(7, dir.path());
     let (ok, out, err) = python("openai_realtime.py", &[&base, "s3cret", "vad", &file, &second]);
     assert!(ok, "{err}");
     let r = &json_lines(&out)[0];
