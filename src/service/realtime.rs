@@ -396,7 +396,10 @@ async fn forward(mut from_worker: mpsc::UnboundedReceiver<StreamOutput>, shared:
                     }
                 }
                 Items::Vad { offset_ms, current } => {
-                    if e.text.trim().is_empty() {
+                    // An empty partial starts nothing; an empty final (the second pass heard no
+                    // words) still ends the item its partials started, so the next utterance
+                    // is not folded into it.
+                    if e.text.trim().is_empty() && (e.kind == EventKind::Partial || current.is_none()) {
                         continue;
                     }
                     let item = current.get_or_insert_with(|| {
