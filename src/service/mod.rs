@@ -264,6 +264,24 @@ async fn events(State(state): State<Arc<AppState>>) -> Response {
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
+/// A stream (WebSocket, realtime session, Wyoming transcription) counted in the active-stream
+/// gauge for as long as it lives, however it ends.
+pub struct ActiveStream(Arc<AppState>);
+
+impl ActiveStream {
+    /// Counts one more stream; also returns how many are active with it.
+    pub fn enter(state: &Arc<AppState>) -> (Self, u64) {
+        let active = state.metrics.streams_active.fetch_add(1, Ordering::SeqCst) + 1;
+        (Self(state.clone()), active)
+    }
+}
+
+impl Drop for ActiveStream {
+    fn drop(&mut self) {
+        self.0.metrics.streams_active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Resolves when the service starts stopping.
 pub async fn until_stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{AppState, until_stopping};
+use super::{ActiveStream, AppState, until_stopping};
 use crate::audio::pcm::PcmFormat;
 use crate::live::{EventKind, LiveOptions, TranscriptDeltas};
 use crate::pipeline::live::{StreamInput, StreamOutput, spawn_stream_recogniser};
@@ -175,8 +175,7 @@ impl Session {
     async fn run(&mut self, wire: &mut Wire) {
         let state = self.state.clone();
         let max = state.config().server.max_streams as u64;
-        let active = state.metrics.streams_active.fetch_add(1, Ordering::SeqCst) + 1;
-        let _active = ActiveGuard(state.clone());
+        let (_active, active) = ActiveStream::enter(&state);
         if active > max {
             state.metrics.rejected_total.fetch_add(1, Ordering::Relaxed);
             self.error("server_error", "too_many_streams", &format!("too many streams: the server takes {max} at once"), None);
@@ -434,14 +433,5 @@ async fn forward(mut from_worker: mpsc::UnboundedReceiver<StreamOutput>, shared:
                 return;
             }
         }
-    }
-}
-
-/// Decrements the active-stream gauge however the session ends.
-struct ActiveGuard(Arc<AppState>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.metrics.streams_active.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -14,8 +14,9 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use tokio::sync::mpsc;
 
-use super::AppState;
+use super::{ActiveStream, AppState};
 use crate::audio::SAMPLE_RATE;
+use crate::audio::pcm::{PcmFormat, SampleFormat};
 use crate::pipeline::live::{StreamInput, StreamOutput, spawn_stream_recogniser};
 
 /// PCM frames in flight to a stream's recogniser (back-pressure beyond this).
@@ -30,18 +31,17 @@ enum Encoding {
 }
 
 impl Encoding {
-    fn bytes_per_sample(self) -> usize {
-        match self {
-            Encoding::PcmS16le => 2,
-            Encoding::PcmF32le => 4,
-        }
+    /// Mono PCM in this encoding.
+    fn pcm(self) -> PcmFormat {
+        let sample = match self {
+            Encoding::PcmS16le => SampleFormat::Int(2),
+            Encoding::PcmF32le => SampleFormat::F32,
+        };
+        PcmFormat { sample, channels: 1 }
     }
 
-    fn decode(self, bytes: &[u8]) -> Vec<f32> {
-        match self {
-            Encoding::PcmS16le => bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect(),
-            Encoding::PcmF32le => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        }
+    fn bytes_per_sample(self) -> usize {
+        self.pcm().bytes_per_frame()
     }
 }
 
@@ -91,8 +91,7 @@ async fn run(mut socket: WebSocket, q: HashMap<String, String>, state: Arc<AppSt
         }
     };
     let config = state.config();
-    let active = state.metrics.streams_active.fetch_add(1, Ordering::SeqCst) + 1;
-    let _active = scopeguard(state.clone());
+    let (_active, active) = ActiveStream::enter(&state);
     if active > config.server.max_streams as u64 {
         state.metrics.rejected_total.fetch_add(1, Ordering::Relaxed);
         send_error(&mut socket, &format!("too many streams: the server takes {} at once", config.server.max_streams)).await;
@@ -127,15 +126,13 @@ async fn run(mut socket: WebSocket, q: HashMap<String, String>, state: Arc<AppSt
                     Message::Binary(bytes) if bytes.len() % encoding.bytes_per_sample() != 0 => {
                         Some(format!("a {} frame must hold whole samples ({} bytes each); got {} bytes", if encoding == Encoding::PcmS16le { "pcm_s16le" } else { "pcm_f32le" }, encoding.bytes_per_sample(), bytes.len()))
                     }
-                    Message::Binary(bytes) => {
-                        let samples = encoding.decode(&bytes);
-                        if samples.iter().any(|s| !s.is_finite()) {
-                            Some("the frame holds NaN or infinite samples".to_string())
-                        } else {
+                    Message::Binary(bytes) => match encoding.pcm().decode_mono(&bytes) {
+                        Ok(samples) => {
                             if to_worker.send(StreamInput::Audio(samples)).await.is_err() { break; }
                             None
                         }
-                    }
+                        Err(e) => Some(format!("bad frame: {e}")),
+                    },
                     Message::Text(text) => match serde_json::from_str::<serde_json::Value>(&text) {
                         Ok(v) if v["type"] == "end" => {
                             ended = true;
@@ -174,17 +171,6 @@ async fn run(mut socket: WebSocket, q: HashMap<String, String>, state: Arc<AppSt
     result
 }
 
-/// Decrements the active-stream gauge however the stream ends.
-fn scopeguard(state: Arc<AppState>) -> impl Drop {
-    struct Guard(Arc<AppState>);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            self.0.metrics.streams_active.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-    Guard(state)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +191,7 @@ mod tests {
 
     #[test]
     fn pcm_decoding() {
-        assert_eq!(Encoding::PcmS16le.decode(&[0x00, 0x40, 0x00, 0xc0]), vec![0.5, -0.5]);
-        assert_eq!(Encoding::PcmF32le.decode(&0.25f32.to_le_bytes()), vec![0.25]);
+        assert_eq!(Encoding::PcmS16le.pcm().decode_mono(&[0x00, 0x40, 0x00, 0xc0]).unwrap(), vec![0.5, -0.5]);
+        assert_eq!(Encoding::PcmF32le.pcm().decode_mono(&0.25f32.to_le_bytes()).unwrap(), vec![0.25]);
     }
 }

@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::speech::voice;
-use super::{AppState, until_stopping};
+use super::{ActiveStream, AppState, until_stopping};
 use crate::audio::pcm::{PcmFormat, to_s16le};
 use crate::live::TranscriptDeltas;
 use crate::pipeline::live::{StreamInput, StreamOutput, spawn_stream_recogniser};
@@ -92,15 +92,6 @@ struct Transcription {
     /// `audio-stop` (or the service stopping) was passed on: only the result is awaited.
     ended: bool,
     _active: ActiveStream,
-}
-
-/// Counts a transcription in the active-stream gauge for as long as it lives.
-struct ActiveStream(Arc<AppState>);
-
-impl Drop for ActiveStream {
-    fn drop(&mut self) {
-        self.0.metrics.streams_active.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 struct Connection {
@@ -276,8 +267,7 @@ impl Connection {
         }
         let (rate, format) = Self::format(event)?;
         let state = &self.state;
-        let active = state.metrics.streams_active.fetch_add(1, Ordering::SeqCst) + 1;
-        let guard = ActiveStream(state.clone());
+        let (guard, active) = ActiveStream::enter(state);
         let max = state.config().server.max_streams as u64;
         if active > max {
             state.metrics.rejected_total.fetch_add(1, Ordering::Relaxed);
