@@ -153,6 +153,10 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
         eprintln!("hark: Wyoming on tcp://{}", listener.local_addr()?);
         tokio::spawn(wyoming::serve(listener, state.clone()));
     }
+    // Signal handlers before READY: a SIGHUP or SIGTERM sent as soon as systemd (or a test) sees
+    // READY must not meet the default action, which kills the process.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&format!("listening on {local}"))]);
     if let Some(period) = sd_notify::watchdog_enabled() {
         tokio::spawn(async move {
@@ -163,9 +167,8 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
             }
         });
     }
-    tokio::spawn(reload_on_sighup(state.clone(), config_path));
+    tokio::spawn(reload_on_sighup(state.clone(), config_path, hup));
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => {},
@@ -196,8 +199,7 @@ fn live_options(config: &Config) -> LiveOptions {
 
 /// SIGHUP: re-read the config file. Limits, token and endpoint rules apply to new requests and
 /// streams; a bad file is logged and the running config kept.
-async fn reload_on_sighup(state: Arc<AppState>, path: Option<PathBuf>) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+async fn reload_on_sighup(state: Arc<AppState>, path: Option<PathBuf>, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
         notify(&[sd_notify::NotifyState::Reloading]);
         match Config::load(path.as_deref()) {
