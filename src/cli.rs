@@ -1,5 +1,7 @@
 //! The commands of the `hark` binary. `main.rs` parses arguments and calls [`run`].
 
+mod queue;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -71,10 +73,19 @@ pub enum Command {
         /// Only calibrate the exported model's schedulers to the config's latency target.
         #[arg(long, conflicts_with = "resume")]
         calibrate: bool,
-        /// Where the separator trains: `cpu`, or `cuda` / `cuda:N` (an NVIDIA GPU; needs hark
-        /// built with `--features cuda`).
+        /// Where the transducer or the separator trains: `cpu`, or `cuda` / `cuda:N` (an NVIDIA
+        /// GPU; needs hark built with `--features cuda`, e.g. by scripts/build-cuda.sh).
         #[arg(long, default_value = "cpu")]
         device: String,
+    },
+    /// Queue recordings for `hark worker`s on other machines (Redis Streams), one job per file.
+    Submit(queue::SubmitArgs),
+    /// Transcribe jobs from a Redis queue until SIGTERM (which finishes the jobs in hand).
+    Worker(queue::WorkerArgs),
+    /// Inspect a Redis queue.
+    Queue {
+        #[command(subcommand)]
+        command: queue::QueueCommand,
     },
     /// Build training data.
     Data {
@@ -411,6 +422,7 @@ impl Cli {
         match &self.command {
             Command::Transcribe(a) => a.recogniser.jobs.unwrap_or_else(default_jobs).clamp(1, a.files.len().max(1)),
             Command::Eval(a) => a.recogniser.jobs.unwrap_or_else(default_jobs).max(1),
+            Command::Worker(a) => a.recogniser.jobs.unwrap_or_else(default_jobs).max(1),
             _ => 1,
         }
     }
@@ -420,6 +432,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Transcribe(a) => transcribe(a),
         Command::Eval(a) => eval(a),
+        Command::Submit(a) => queue::submit_files(a),
+        Command::Worker(a) => queue::work(a),
+        Command::Queue { command } => queue::queue(command),
         Command::Models { command: ModelsCommand::Install { names } } => {
             if names.is_empty() {
                 bail!("name a model to install (see `hark models list`)");
@@ -503,9 +518,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Train { what: TrainTarget::Lm, .. } => bail!("--resume, --calibrate and --device do not apply to the LM"),
-        Command::Train { what: TrainTarget::Transducer, device, .. } if device != "cpu" => {
-            bail!("--device applies to the separator only; the transducer trains on the CPU")
-        }
         Command::Train { what: TrainTarget::Transducer, config, calibrate: true, .. } => {
             crate::train::calibrate_only(&config)?;
             Ok(0)
@@ -517,8 +529,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             crate::train::separation::train(&config, resume, &crate::train::parse_device(&device)?)?;
             Ok(0)
         }
-        Command::Train { config, resume, .. } => {
-            crate::train::train(&config, resume)?;
+        Command::Train { config, resume, device, .. } => {
+            crate::train::train_on(&config, resume, &crate::train::parse_device(&device)?)?;
             Ok(0)
         }
         Command::Models { command: ModelsCommand::List } => {

@@ -16,6 +16,7 @@ pub mod live;
 pub mod models;
 pub mod output;
 pub mod pipeline;
+pub mod queue;
 pub mod separation;
 pub mod service;
 pub mod train;

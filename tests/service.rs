@@ -301,24 +301,29 @@ fn systemd_notifications_reload_and_sigterm_flushes_the_final() {
 }
 
 #[test]
-fn the_systemd_unit_verifies() {
-    let unit = common::root().join("systemd/hark.service");
-    let text = std::fs::read_to_string(&unit).unwrap();
-    for needle in ["Type=notify", "WatchdogSec=", "ExecReload=", "StateDirectory=", "ProtectSystem=strict"] {
-        assert!(text.contains(needle), "hark.service lacks {needle}");
+fn the_systemd_units_verify() {
+    // The service, and the queue worker's template (verified as an instance).
+    for (unit, instance, needles) in [
+        ("hark.service", "hark.service", &["Type=notify", "WatchdogSec=", "ExecReload=", "StateDirectory=", "ProtectSystem=strict"][..]),
+        ("hark-worker@.service", "hark-worker@1.service", &["Type=notify", "WatchdogSec=", "hark worker", "TimeoutStopSec=", "ProtectSystem=strict"][..]),
+    ] {
+        let text = std::fs::read_to_string(common::root().join("systemd").join(unit)).unwrap();
+        for needle in needles {
+            assert!(text.contains(needle), "{unit} lacks {needle}");
+        }
+        if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
+            eprintln!("systemd-analyze is not installed: only the units' contents were checked");
+            return;
+        }
+        // Verify a copy whose ExecStart points at this build (verify checks the binary exists).
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join(instance);
+        std::fs::write(&copy, text.replace("/usr/local/bin/hark", env!("CARGO_BIN_EXE_hark"))).unwrap();
+        let out = std::process::Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&copy).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let problems: Vec<&str> = err.lines().filter(|l| l.contains(instance)).collect();
+        assert!(out.status.success() && problems.is_empty(), "{unit}: {err}");
     }
-    if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
-        eprintln!("systemd-analyze is not installed: only the unit's contents were checked");
-        return;
-    }
-    // Verify a copy whose ExecStart points at this build (verify checks the binary exists).
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("hark.service");
-    std::fs::write(&copy, text.replace("/usr/local/bin/hark", env!("CARGO_BIN_EXE_hark"))).unwrap();
-    let out = std::process::Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&copy).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    let problems: Vec<&str> = err.lines().filter(|l| l.contains("hark.service")).collect();
-    assert!(out.status.success() && problems.is_empty(), "{err}");
 }
 
 /// A raw HTTP request for /v1/audio/speech; returns the status, the de-chunked body and when the

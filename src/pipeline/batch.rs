@@ -23,14 +23,14 @@ pub enum Recognizer {
     Transducer(Arc<TransducerEngine>, TransducerOptions),
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Transcript {
     pub text: String,
     /// Seconds of audio decoded.
     pub duration: f64,
     pub segments: Vec<Segment>,
     /// Word times and confidences, where the recogniser gives them (the transducer).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub words: Vec<Word>,
     /// The transducer's algorithmic lookahead over every encoder frame.
     #[serde(skip)]

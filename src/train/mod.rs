@@ -429,11 +429,18 @@ fn training_entries(cfg: &TrainConfig, base: &Path) -> anyhow::Result<Vec<crate:
     Ok(entries)
 }
 
-/// Runs a training job and returns every step's figures.
+/// Runs a training job on the CPU and returns every step's figures.
 pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<StepStats>> {
+    train_on(config_path, resume, &Device::Cpu)
+}
+
+/// Runs a training job on `device` (the CPU, or a GPU where hark is built with `--features
+/// cuda`): the frozen blocks' encoding and the trained blocks, head and optimiser run there; the
+/// RNN-T lattice, dev checks and calibration run on the CPU. Returns every step's figures.
+pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Result<Vec<StepStats>> {
     let (cfg, base) = load_config(config_path)?;
     let mode: Lookahead = cfg.lookahead.parse().map_err(anyhow::Error::msg)?;
-    let device = Device::Cpu;
+    let device = device.clone();
     let entries = training_entries(&cfg, base)?;
     let init = cfg.init_model.as_ref().map(|p| InitModel::load(&resolve(base, p))).transpose()?;
     let vocab = match (cfg.word_pieces, &init) {
@@ -504,6 +511,9 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
         };
         tensors.insert(format!("blocks.{l}.scheduler.weight"), weight);
         tensors.insert(format!("blocks.{l}.scheduler.bias"), Tensor::new(&[bias], &device)?);
+    }
+    for t in tensors.values_mut() {
+        *t = t.to_device(&device)?;
     }
     let encoder = TransducerModel::from_tensors(model_cfg.clone(), &tensors, &device)?;
 

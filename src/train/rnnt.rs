@@ -3,7 +3,7 @@
 //! gradient with respect to the joiner's logits. No crate provides it for candle; the tests check
 //! it against brute-force enumeration of alignments and against finite differences.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
 
 /// Loss of one utterance; apply to logits `[T, U+1, V]` with `Tensor::apply_op1`.
 pub struct RnntLoss {
@@ -173,14 +173,17 @@ impl CustomOp1 for RnntLoss {
 }
 
 /// −log P(labels | logits) for one utterance, differentiable with respect to `logits` `[T, U+1, V]`.
+/// The lattice runs on the CPU wherever the logits are (it is sequential; no GPU kernel): the
+/// move is differentiable, so the gradient goes back to the logits' device.
 pub fn rnnt_loss(logits: &Tensor, labels: &[u32], blank: u32) -> Result<Tensor> {
-    logits.contiguous()?.apply_op1(RnntLoss { labels: labels.to_vec(), blank })
+    let on_cpu = logits.to_device(&Device::Cpu)?.contiguous()?;
+    on_cpu.apply_op1(RnntLoss { labels: labels.to_vec(), blank })?.to_device(logits.device())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var};
+    use candle_core::Var;
 
     use crate::asr::transducer::init::Rng;
 

@@ -231,7 +231,7 @@ impl Search {
 }
 
 /// A recognised word with times (seconds) and a confidence in [0, 1].
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Word {
     pub word: String,
     pub start: f64,
