@@ -6,7 +6,12 @@ use hark::audio::Resampler;
 use hark::features::MelFrontend;
 
 fn speechlike(n: usize, rate: f32) -> Vec<f32> {
-    (0..n).map(|i| ((i as f32 / rate) * 2.0 * std::f32::consts::PI * 220.0).sin() * 0.3 + ((i * 7919 % 997) as f32 / 997.0 - 0.5) * 0.05).collect()
+    (0..n)
+        .map(|i| {
+            ((i as f32 / rate) * 2.0 * std::f32::consts::PI * 220.0).sin() * 0.3
+                + ((i * 7919 % 997) as f32 / 997.0 - 0.5) * 0.05
+        })
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {

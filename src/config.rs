@@ -1,13 +1,23 @@
 //! The one configuration type: read from TOML (`--config FILE`, the service's hark.toml), with
 //! defaults that work without a file; command-line flags override it.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::asr::transducer::Lookahead;
-use crate::live::FinalPass;
+use crate::models::DEFAULT_TRANSDUCER;
+use crate::separation::EnhanceMode;
 use crate::vad::EndpointConfig;
+
+/// Which recogniser writes the final text of an utterance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FinalPass {
+    Whisper,
+    Transducer,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -27,6 +37,19 @@ pub struct WyomingConfig {
     pub listen: Option<String>,
 }
 
+impl WyomingConfig {
+    /// The address in `listen`: `tcp://HOST:PORT` (the scheme Wyoming URIs use) or `HOST:PORT`;
+    /// `None` when Wyoming is off.
+    pub fn address(&self) -> Result<Option<SocketAddr>, String> {
+        let Some(uri) = &self.listen else { return Ok(None) };
+        let addr = uri.strip_prefix("tcp://").unwrap_or(uri);
+        if addr.contains("://") {
+            return Err(format!("wyoming.listen '{uri}': only tcp:// addresses are served"));
+        }
+        addr.parse().map(Some).map_err(|e| format!("wyoming.listen '{uri}': {e}"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -44,7 +67,13 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8178".into(), token: None, max_upload_mb: 100, max_streams: 16, idle_timeout_s: 30 }
+        Self {
+            listen: "127.0.0.1:8178".into(),
+            token: None,
+            max_upload_mb: 100,
+            max_streams: 16,
+            idle_timeout_s: 30,
+        }
     }
 }
 
@@ -76,7 +105,7 @@ pub struct RecognitionConfig {
 impl Default for RecognitionConfig {
     fn default() -> Self {
         Self {
-            transducer: crate::models::DEFAULT_TRANSDUCER.into(),
+            transducer: DEFAULT_TRANSDUCER.into(),
             whisper: "whisper-tiny.en".into(),
             final_pass: None,
             lookahead: "adaptive".into(),
@@ -90,8 +119,11 @@ impl RecognitionConfig {
         self.lookahead.parse()
     }
 
-    pub fn enhance(&self) -> Result<Option<crate::separation::EnhanceMode>, String> {
-        self.enhance.as_deref().map(|e| e.parse().map_err(|e: crate::Error| format!("recognition.enhance: {e}"))).transpose()
+    pub fn enhance(&self) -> Result<Option<EnhanceMode>, String> {
+        self.enhance
+            .as_deref()
+            .map(|e| e.parse().map_err(|e: crate::Error| format!("recognition.enhance: {e}")))
+            .transpose()
     }
 }
 
@@ -101,11 +133,14 @@ impl Config {
         let config: Self = match path {
             None => Self::default(),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
                 toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
             }
         };
-        config.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.map_or("configuration".into(), |p| p.display().to_string())))?;
+        config.validate().map_err(|e| {
+            anyhow::anyhow!("{}: {e}", path.map_or("configuration".into(), |p| p.display().to_string()))
+        })?;
         Ok(config)
     }
 
@@ -113,10 +148,11 @@ impl Config {
         self.endpoint.validate()?;
         self.recognition.lookahead()?;
         self.recognition.enhance()?;
-        self.server.listen.parse::<std::net::SocketAddr>().map_err(|e| format!("server.listen '{}': {e}", self.server.listen))?;
-        if let Some(uri) = &self.wyoming.listen {
-            crate::service::wyoming::parse_listen(uri)?;
-        }
+        self.server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| format!("server.listen '{}': {e}", self.server.listen))?;
+        self.wyoming.address()?;
         if self.server.max_streams == 0 || self.server.idle_timeout_s == 0 {
             return Err("server.max_streams and server.idle_timeout_s must be at least 1".into());
         }
@@ -130,7 +166,8 @@ mod tests {
 
     #[test]
     fn the_example_config_parses_and_equals_the_defaults_it_documents() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/hark.toml")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/hark.toml")).unwrap();
         let c: Config = toml::from_str(&text).unwrap();
         c.validate().unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:8178");
@@ -147,6 +184,9 @@ mod tests {
         let c: Config = toml::from_str("[recognition]\nenhance = \"louder\"").unwrap();
         assert!(c.validate().unwrap_err().contains("recognition.enhance"));
         let c: Config = toml::from_str("[recognition]\nenhance = \"target:alice\"").unwrap();
-        assert_eq!(c.recognition.enhance().unwrap(), Some(crate::separation::EnhanceMode::Target("alice".into())));
+        assert_eq!(
+            c.recognition.enhance().unwrap(),
+            Some(crate::separation::EnhanceMode::Target("alice".into()))
+        );
     }
 }

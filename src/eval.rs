@@ -8,25 +8,56 @@ use unicode_normalization::UnicodeNormalization;
 use crate::error::{Error, Result};
 
 const ONES: [&str; 20] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
 ];
-const TENS: [&str; 10] = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+const TENS: [&str; 10] =
+    ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
 
 fn num_words(n: u64) -> String {
     match n {
         0..=19 => ONES[n as usize].into(),
         20..=99 => {
             let (t, o) = (n / 10, n % 10);
-            if o == 0 { TENS[t as usize].into() } else { format!("{} {}", TENS[t as usize], ONES[o as usize]) }
+            if o == 0 {
+                TENS[t as usize].into()
+            } else {
+                format!("{} {}", TENS[t as usize], ONES[o as usize])
+            }
         }
         100..=999 => {
             let (h, r) = (n / 100, n % 100);
-            if r == 0 { format!("{} hundred", ONES[h as usize]) } else { format!("{} hundred {}", ONES[h as usize], num_words(r)) }
+            if r == 0 {
+                format!("{} hundred", ONES[h as usize])
+            } else {
+                format!("{} hundred {}", ONES[h as usize], num_words(r))
+            }
         }
         1000..=999_999 => {
             let (th, r) = (n / 1000, n % 1000);
-            if r == 0 { format!("{} thousand", num_words(th)) } else { format!("{} thousand {}", num_words(th), num_words(r)) }
+            if r == 0 {
+                format!("{} thousand", num_words(th))
+            } else {
+                format!("{} thousand {}", num_words(th), num_words(r))
+            }
         }
         _ => unreachable!("larger numbers are spelled digit by digit"),
     }
@@ -65,7 +96,10 @@ pub fn normalize(text: &str) -> String {
     if !digits.is_empty() {
         spelled.push_str(&format!(" {} ", spell_digits(&digits)));
     }
-    let kept: Vec<char> = spelled.chars().map(|c| if c.is_ascii_lowercase() || c == '\'' || c == ' ' { c } else { ' ' }).collect();
+    let kept: Vec<char> = spelled
+        .chars()
+        .map(|c| if c.is_ascii_lowercase() || c == '\'' || c == ' ' { c } else { ' ' })
+        .collect();
     let out: String = kept
         .iter()
         .enumerate()
@@ -138,10 +172,16 @@ mod tests {
     #[test]
     fn normalization_matches_wer_py() {
         // Expected strings produced by ../shared/speech/wer.py's normalize().
-        assert_eq!(normalize("Author of the danger trail, Philip Steels, etc."), "author of the danger trail philip steels etc");
+        assert_eq!(
+            normalize("Author of the danger trail, Philip Steels, etc."),
+            "author of the danger trail philip steels etc"
+        );
         assert_eq!(normalize("lag behind by 25 to 30 year"), "lag behind by twenty five to thirty year");
         assert_eq!(normalize("don't 'quoted' rock-n-roll’s"), "don't quoted rock n roll's");
-        assert_eq!(normalize("In 1999, 007 and 1234567!"), "in one thousand nine hundred ninety nine seven and one two three four five six seven");
+        assert_eq!(
+            normalize("In 1999, 007 and 1234567!"),
+            "in one thousand nine hundred ninety nine seven and one two three four five six seven"
+        );
         assert_eq!(normalize("ＡＢＣ 100 x2"), "abc one hundred x two");
         assert_eq!(normalize("café 'n' o'"), "caf n o");
     }

@@ -50,7 +50,9 @@ pub fn render(format: Format, file: &str, t: &Transcript) -> String {
             .segments
             .iter()
             .enumerate()
-            .map(|(i, s)| format!("{}\n{} --> {}\n{}\n\n", i + 1, clock(s.start, ','), clock(s.end, ','), s.text))
+            .map(|(i, s)| {
+                format!("{}\n{} --> {}\n{}\n\n", i + 1, clock(s.start, ','), clock(s.end, ','), s.text)
+            })
             .collect(),
         Format::Vtt => {
             let cues: String = t
@@ -83,7 +85,12 @@ mod tests {
     #[test]
     fn subtitle_clocks() {
         let srt = render(Format::Srt, "a.wav", &t());
-        assert!(srt.starts_with("1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n01:02:03,250 --> 01:02:05,500\n"), "{srt}");
+        assert!(
+            srt.starts_with(
+                "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n01:02:03,250 --> 01:02:05,500\n"
+            ),
+            "{srt}"
+        );
         let vtt = render(Format::Vtt, "a.wav", &t());
         assert!(vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello there.\n"), "{vtt}");
     }

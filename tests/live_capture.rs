@@ -32,7 +32,8 @@ fn live_capture_transcribes_a_recording_played_into_a_virtual_microphone() {
     let mic = common::VirtualMic::start();
     let manifest = hark::eval::read_manifest(&common::fixture("dev-real/manifest.tsv")).unwrap();
     // Two speakers, with a pause between them as in dictation.
-    let entries: Vec<_> = manifest.iter().filter(|e| e.name == "../jfk.flac" || e.name == "fleurs-en-003.flac").collect();
+    let entries: Vec<_> =
+        manifest.iter().filter(|e| e.name == "../jfk.flac" || e.name == "fleurs-en-003.flac").collect();
     assert_eq!(entries.len(), 2);
 
     let mut child = mic
@@ -68,8 +69,10 @@ fn live_capture_transcribes_a_recording_played_into_a_virtual_microphone() {
     let log = stderr_rest.join().unwrap();
     assert!(status.success(), "exit {status:?}; stderr: {log}");
 
-    let events: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
-    let finals: Vec<&str> = events.iter().filter(|e| e["type"] == "final").map(|e| e["text"].as_str().unwrap()).collect();
+    let events: Vec<serde_json::Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
+    let finals: Vec<&str> =
+        events.iter().filter(|e| e["type"] == "final").map(|e| e["text"].as_str().unwrap()).collect();
     let partials = events.iter().filter(|e| e["type"] == "partial").count();
     for e in events.iter().filter(|e| e["type"] == "final") {
         assert!(e["start"].as_f64().unwrap() < e["end"].as_f64().unwrap(), "{e}");
@@ -85,7 +88,11 @@ fn live_capture_transcribes_a_recording_played_into_a_virtual_microphone() {
 #[test]
 fn live_listen_names_a_missing_device_clearly() {
     let mic = common::VirtualMic::start();
-    let out = mic.command(env!("CARGO_BIN_EXE_hark")).args(["listen", "--device", "no-such-microphone"]).output().unwrap();
+    let out = mic
+        .command(env!("CARGO_BIN_EXE_hark"))
+        .args(["listen", "--device", "no-such-microphone"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no input device 'no-such-microphone'") && err.contains("hark devices"), "{err}");
@@ -110,7 +117,11 @@ fn live_service_publishes_its_microphone_on_events() {
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
 
     let mut sse = std::net::TcpStream::connect(&addr).unwrap();
-    std::io::Write::write_all(&mut sse, format!("GET /v1/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").as_bytes()).unwrap();
+    std::io::Write::write_all(
+        &mut sse,
+        format!("GET /v1/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
     sse.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let reader = std::thread::spawn(move || {
         let mut data = Vec::new();
@@ -135,7 +146,8 @@ fn live_service_publishes_its_microphone_on_events() {
     let events = reader.join().unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(events.last().unwrap()["type"], "done", "{events:?}");
-    let text: Vec<&str> = events.iter().filter(|e| e["type"] == "final").map(|e| e["text"].as_str().unwrap()).collect();
+    let text: Vec<&str> =
+        events.iter().filter(|e| e["type"] == "final").map(|e| e["text"].as_str().unwrap()).collect();
     let heard = common::words(&text.join(" "));
     assert!(heard.contains("cabbage juice changes color"), "{text:?}");
 }

@@ -10,11 +10,16 @@ use hark::vad::{SileroModel, SileroVad};
 
 #[test]
 fn silero_vad_matches_the_packages_reference_model() {
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(common::root().join("tests/reference/silero-vad-fleurs-en-000.json")).unwrap()).unwrap();
-    let expected: Vec<f32> = reference["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("tests/reference/silero-vad-fleurs-en-000.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let expected: Vec<f32> =
+        reference["probabilities"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
     let model = SileroModel::load(&hark::models::resolve("silero-vad").unwrap()).unwrap();
-    let samples = FileSource::open(&common::fixture("dev-real/fleurs-en-000.flac")).unwrap().read_all().unwrap();
+    let samples =
+        FileSource::open(&common::fixture("dev-real/fleurs-en-000.flac")).unwrap().read_all().unwrap();
     let mut vad = SileroVad::new(model);
     let mut got = Vec::new();
     // Odd piece sizes: the chunking inside must not depend on how audio arrives.
@@ -59,7 +64,9 @@ fn transcribe(engines: &LiveEngines, path: &std::path::Path) -> Run {
 
 #[test]
 fn whisper_finals_of_dev_real_recordings_are_accurate() {
-    let engines = LiveEngines::load("ancat-tiny.en", Lookahead::Adaptive, Some(FinalPass::Whisper), "whisper-tiny.en").unwrap();
+    let engines =
+        LiveEngines::load("ancat-tiny.en", Lookahead::Adaptive, Some(FinalPass::Whisper), "whisper-tiny.en")
+            .unwrap();
     let manifest = hark::eval::read_manifest(&common::fixture("dev-real/manifest.tsv")).unwrap();
     let (mut errors, mut words) = (0, 0);
     for entry in &manifest {
@@ -67,7 +74,10 @@ fn whisper_finals_of_dev_real_recordings_are_accurate() {
         let hyp = run.finals.join(" ");
         let (e, n) = hark::eval::wer_counts(&entry.reference, &hyp);
         eprintln!("{}: {e}/{n} finals={:?} partials={}", entry.path.display(), run.finals, run.partials);
-        assert!(run.partials > 0 && run.first_partial_before_first_final, "partials must come while speech is heard");
+        assert!(
+            run.partials > 0 && run.first_partial_before_first_final,
+            "partials must come while speech is heard"
+        );
         errors += e;
         words += n;
     }
@@ -77,7 +87,9 @@ fn whisper_finals_of_dev_real_recordings_are_accurate() {
 
 #[test]
 fn silence_and_noise_give_no_finals() {
-    let engines = LiveEngines::load("ancat-tiny.en", Lookahead::Adaptive, Some(FinalPass::Whisper), "whisper-tiny.en").unwrap();
+    let engines =
+        LiveEngines::load("ancat-tiny.en", Lookahead::Adaptive, Some(FinalPass::Whisper), "whisper-tiny.en")
+            .unwrap();
     let mut live = LiveTranscriber::new(engines, LiveOptions::default());
     let mut events = Vec::new();
     // 10 s of silence, then 2 s of faint white noise, fed as a microphone would.
@@ -96,8 +108,15 @@ fn silence_and_noise_give_no_finals() {
 
 #[test]
 fn transducer_finals_carry_word_times() {
-    let engines = LiveEngines::load("ancat-tiny.en", Lookahead::Adaptive, Some(FinalPass::Transducer), "whisper-tiny.en").unwrap();
-    let samples = FileSource::open(&common::fixture("dev-real/fleurs-en-003.flac")).unwrap().read_all().unwrap();
+    let engines = LiveEngines::load(
+        "ancat-tiny.en",
+        Lookahead::Adaptive,
+        Some(FinalPass::Transducer),
+        "whisper-tiny.en",
+    )
+    .unwrap();
+    let samples =
+        FileSource::open(&common::fixture("dev-real/fleurs-en-003.flac")).unwrap().read_all().unwrap();
     let mut live = LiveTranscriber::new(engines, LiveOptions::default());
     let mut events = Vec::new();
     live.push(&samples, &mut events).unwrap();
@@ -106,7 +125,12 @@ fn transducer_finals_carry_word_times() {
     assert!(!finals.is_empty());
     for f in finals {
         assert!(!f.words.is_empty());
-        assert!(f.words.iter().all(|w| w.start >= f.start && w.end <= f.end && (0.0..=1.0).contains(&w.confidence)), "{f:?}");
+        assert!(
+            f.words
+                .iter()
+                .all(|w| w.start >= f.start && w.end <= f.end && (0.0..=1.0).contains(&w.confidence)),
+            "{f:?}"
+        );
         assert!(f.words.windows(2).all(|p| p[0].start <= p[1].start), "{f:?}");
         assert!(f.end <= 5.76 + 0.1, "inside the 5.76 s recording: {f:?}");
     }
@@ -114,7 +138,9 @@ fn transducer_finals_carry_word_times() {
 
 #[test]
 fn one_long_session_of_many_speakers_keeps_its_accuracy() {
-    let engines = LiveEngines::load("ancat-tiny.en", Lookahead::Adaptive, Some(FinalPass::Whisper), "whisper-tiny.en").unwrap();
+    let engines =
+        LiveEngines::load("ancat-tiny.en", Lookahead::Adaptive, Some(FinalPass::Whisper), "whisper-tiny.en")
+            .unwrap();
     let manifest = hark::eval::read_manifest(&common::fixture("dev-real/manifest.tsv")).unwrap();
     let mut live = LiveTranscriber::new(engines, LiveOptions::default());
     let mut events = Vec::new();

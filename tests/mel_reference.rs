@@ -8,9 +8,10 @@ use hark::features::{MelFrontend, N_MELS, normalize_whisper};
 
 #[test]
 fn mel_matches_whisper_reference_to_1e4() {
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(common::root().join("tests/reference/mel_speech-16k.json")).unwrap())
-            .unwrap();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("tests/reference/mel_speech-16k.json")).unwrap(),
+    )
+    .unwrap();
     let n = reference["samples"].as_u64().unwrap() as usize;
     let expected: Vec<Vec<f32>> = reference["frames"]
         .as_array()

@@ -5,7 +5,7 @@ mod common;
 use std::io::Read;
 
 use candle_core::Device;
-use hark::models::{self, ct2::Ct2Model, ct2::Ct2DType};
+use hark::models::{self, ct2::Ct2DType, ct2::Ct2Model};
 
 #[test]
 fn ct2_reader_on_the_real_package_agrees_with_the_installed_model() {
@@ -25,7 +25,11 @@ fn ct2_reader_on_the_real_package_agrees_with_the_installed_model() {
     assert_eq!(m.get("encoder/layer_0/self_attention/linear_0/weight").unwrap().shape, vec![1152, 384]);
     assert_eq!(m.get("decoder/layer_3/attention/linear_1/weight").unwrap().shape, vec![768, 384]);
     assert_eq!(m.get("encoder/position_encodings/encodings").unwrap().shape, vec![1500, 384]);
-    assert_eq!(m.get("decoder/projection/weight").unwrap().shape, vec![51864, 384], "alias to the embeddings");
+    assert_eq!(
+        m.get("decoder/projection/weight").unwrap().shape,
+        vec![51864, 384],
+        "alias to the embeddings"
+    );
     assert_eq!(m.get("encoder/num_heads").unwrap().scalar_i64(), Some(6));
     // Whisper's sinusoidal positions: position 0 is sin(0)=0 for the first half, cos(0)=1 after.
     let pos = m.get("encoder/position_encodings/encodings").unwrap().to_f32();

@@ -12,8 +12,16 @@ use common::server::Server;
 use hark::audio::{FileSource, Resampler};
 
 fn python(script: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("python3").arg(common::root().join("tests/clients").join(script)).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new("python3")
+        .arg(common::root().join("tests/clients").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
@@ -31,7 +39,8 @@ fn pcm_copy(src: &Path, dir: &Path, rate: u32, bits: u16, channels: u16) -> Stri
         resampler.finish(&mut out).unwrap();
         samples = out;
     }
-    let path = dir.join(format!("{}-{rate}-{bits}-{channels}.raw", src.file_stem().unwrap().to_string_lossy()));
+    let path =
+        dir.join(format!("{}-{rate}-{bits}-{channels}.raw", src.file_stem().unwrap().to_string_lossy()));
     let scale = (1i64 << (bits - 1)) as f32 - 1.0;
     let mut bytes = Vec::new();
     for s in samples {
@@ -50,7 +59,8 @@ fn dev_real(n: usize) -> (PathBuf, String) {
 }
 
 fn wer(pairs: &[(String, String)]) -> f64 {
-    let (errors, words) = pairs.iter().map(|(r, h)| hark::eval::wer_counts(r, h)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let (errors, words) =
+        pairs.iter().map(|(r, h)| hark::eval::wer_counts(r, h)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     errors as f64 / words as f64
 }
 
@@ -68,8 +78,12 @@ fn home_assistants_wyoming_client_transcribes_and_hears_the_voice() {
     assert_eq!(info["voices"], serde_json::json!(["hibari"]), "{info}");
 
     // Three recordings, each in a different format the client declares, on one connection.
-    let recordings = [(dev_real(0), 16_000, 16, 1), (dev_real(3), 48_000, 16, 2), (dev_real(5), 22_050, 32, 1)];
-    let files: Vec<String> = recordings.iter().map(|((path, _), rate, bits, ch)| pcm_copy(path, dir.path(), *rate, *bits, *ch)).collect();
+    let recordings =
+        [(dev_real(0), 16_000, 16, 1), (dev_real(3), 48_000, 16, 2), (dev_real(5), 22_050, 32, 1)];
+    let files: Vec<String> = recordings
+        .iter()
+        .map(|((path, _), rate, bits, ch)| pcm_copy(path, dir.path(), *rate, *bits, *ch))
+        .collect();
     let mut args = vec!["transcribe", host, port];
     args.extend(files.iter().map(String::as_str));
     let (ok, out, err) = python("wyoming_client.py", &args);
@@ -78,11 +92,15 @@ fn home_assistants_wyoming_client_transcribes_and_hears_the_voice() {
     assert_eq!(results.len(), 3, "{out}");
     let mut pairs = Vec::new();
     for (result, ((_, reference), ..)) in results.iter().zip(&recordings) {
-        let order: Vec<&str> = result["order"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        let order: Vec<&str> =
+            result["order"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
         let transcript_at = order.iter().position(|t| *t == "transcript").unwrap();
         assert_eq!(order[0], "transcript-start", "{result}");
         assert_eq!(order.last(), Some(&"transcript-stop"), "{result}");
-        assert!(order[..transcript_at].contains(&"transcript-chunk"), "streamed chunks come before the final: {result}");
+        assert!(
+            order[..transcript_at].contains(&"transcript-chunk"),
+            "streamed chunks come before the final: {result}"
+        );
         pairs.push((reference.clone(), result["text"].as_str().unwrap().to_string()));
     }
     let wer = wer(&pairs);
@@ -92,7 +110,8 @@ fn home_assistants_wyoming_client_transcribes_and_hears_the_voice() {
     // hibari's voice through Wyoming, read back by hark's Whisper.
     let spoken = dir.path().join("spoken.wav");
     let sentence = "Good evening. The lights in the kitchen are on, the front door is locked, and the weather tomorrow will be sunny and warm.";
-    let (ok, _, err) = python("wyoming_client.py", &["synthesize", host, port, spoken.to_str().unwrap(), sentence]);
+    let (ok, _, err) =
+        python("wyoming_client.py", &["synthesize", host, port, spoken.to_str().unwrap(), sentence]);
     assert!(ok, "{err}");
     let heard = common::stdout(&common::hark(&["transcribe", spoken.to_str().unwrap()]));
     let (errors, words) = hark::eval::wer_counts(sentence, &heard);
@@ -145,13 +164,20 @@ fn openais_realtime_client_streams_deltas_then_the_final() {
     assert!(ok, "{err}");
     let r = &json_lines(&out)[0];
     let types: Vec<&str> = r["types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-    let completed_at = types.iter().position(|t| *t == "conversation.item.input_audio_transcription.completed").unwrap();
-    assert!(types[..completed_at].contains(&"conversation.item.input_audio_transcription.delta"), "deltas before the final: {types:?}");
+    let completed_at =
+        types.iter().position(|t| *t == "conversation.item.input_audio_transcription.completed").unwrap();
+    assert!(
+        types[..completed_at].contains(&"conversation.item.input_audio_transcription.delta"),
+        "deltas before the final: {types:?}"
+    );
     assert!(types[..completed_at].contains(&"input_audio_buffer.committed"), "{types:?}");
     assert_eq!(types[0], "session.created", "{types:?}");
     let text = r["completed"][0].as_str().unwrap();
     let (errors, words) = hark::eval::wer_counts(&reference, text);
-    eprintln!("realtime: {errors}/{words} errors, {} deltas before the final", types.iter().filter(|t| t.ends_with(".delta")).count());
+    eprintln!(
+        "realtime: {errors}/{words} errors, {} deltas before the final",
+        types.iter().filter(|t| t.ends_with(".delta")).count()
+    );
     assert!(errors as f64 / words as f64 <= 0.10, "{text:?} for {reference:?}");
 
     // Server VAD: two recordings, 2 s of silence after each, come back as two items.
@@ -159,7 +185,8 @@ fn openais_realtime_client_streams_deltas_then_the_final() {
     let (ok, out, err) = python("openai_realtime.py", &[&base, "s3cret", "vad", &file, &second]);
     assert!(ok, "{err}");
     let r = &json_lines(&out)[0];
-    let items: Vec<String> = r["completed"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    let items: Vec<String> =
+        r["completed"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
     assert_eq!(items.len(), 2, "{r}");
     let types: Vec<&str> = r["types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     assert_eq!(types.iter().filter(|t| **t == "input_audio_buffer.speech_started").count(), 2, "{types:?}");
@@ -194,7 +221,11 @@ fn bad_realtime_events_get_openais_error_events_and_the_session_goes_on() {
         assert!(message.contains(expected), "{case}: {message}");
     }
     let text = r["completed"][0].as_str().unwrap();
-    assert!(hark::eval::wer_counts(&reference, text).0 as f64 / reference.split_whitespace().count() as f64 <= 0.2, "{text}");
+    assert!(
+        hark::eval::wer_counts(&reference, text).0 as f64 / reference.split_whitespace().count() as f64
+            <= 0.2,
+        "{text}"
+    );
     assert_eq!(server.get("/healthz", "").0, 200);
 }
 
@@ -208,7 +239,10 @@ fn streamed_uploads_and_every_speech_format_through_the_openai_client() {
     let r = &json_lines(&out)[0];
     let types: Vec<&str> = r["types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     assert_eq!(types.last(), Some(&"transcript.text.done"), "{types:?}");
-    assert!(types.len() >= 2 && types[..types.len() - 1].iter().all(|t| *t == "transcript.text.delta"), "{types:?}");
+    assert!(
+        types.len() >= 2 && types[..types.len() - 1].iter().all(|t| *t == "transcript.text.delta"),
+        "{types:?}"
+    );
     let text = r["text"].as_str().unwrap();
     let deltas: String = r["deltas"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
     assert_eq!(deltas, text, "the deltas add up to the text");
@@ -220,7 +254,8 @@ fn streamed_uploads_and_every_speech_format_through_the_openai_client() {
 
     let dir = tempfile::tempdir().unwrap();
     let sentence = "Good evening, and welcome to the news.";
-    let (ok, _, err) = python("openai_streams.py", &[&base, "none", "speech", dir.path().to_str().unwrap(), sentence]);
+    let (ok, _, err) =
+        python("openai_streams.py", &[&base, "none", "speech", dir.path().to_str().unwrap(), sentence]);
     assert!(ok, "{err}");
     let pcm_seconds = std::fs::metadata(dir.path().join("speech.pcm")).unwrap().len() as f64 / 2.0 / 24_000.0;
     assert!(pcm_seconds > 1.0, "{pcm_seconds} s of speech");
@@ -229,7 +264,11 @@ fn streamed_uploads_and_every_speech_format_through_the_openai_client() {
         let seconds = if name.ends_with(".opus") {
             opus_seconds(&path)
         } else {
-            FileSource::open(&path).and_then(FileSource::read_all).unwrap_or_else(|e| panic!("{name}: {e}")).len() as f64 / 16_000.0
+            FileSource::open(&path)
+                .and_then(FileSource::read_all)
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .len() as f64
+                / 16_000.0
         };
         // MP3 and AAC add their codec delay (< 0.2 s).
         assert!((seconds - pcm_seconds).abs() < 0.2, "{name}: {seconds:.3} s, the PCM is {pcm_seconds:.3} s");

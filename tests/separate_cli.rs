@@ -63,13 +63,19 @@ fn enroll_then_keep_that_speaker() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("alice.wav");
     let mixture = fixture("target-mixture-16k.wav");
-    let o = run(&["separate", "--mode", "target:alice", mixture.to_str().unwrap(), "-o", out.to_str().unwrap()], &env);
+    let o = run(
+        &["separate", "--mode", "target:alice", mixture.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &env,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     // The package's own output for this mixture (tests/enhance.rs checks the match sample by sample).
     let package = read(&root().join("tests/reference/voicefilter/target-mixture-16k.enhanced.wav"));
     assert!(si_sdr(&read(&out), &package) > 30.0);
     // Unknown speakers and bad names are the user's to fix, and say how.
-    let o = run(&["separate", "--mode", "target:bob", mixture.to_str().unwrap(), "-o", out.to_str().unwrap()], &env);
+    let o = run(
+        &["separate", "--mode", "target:bob", mixture.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &env,
+    );
     assert!(!o.status.success() && stderr(&o).contains("hark enroll bob"), "{}", stderr(&o));
     let o = run(&["enroll", "../evil", fixture("target-enrol-16k.wav").to_str().unwrap()], &env);
     assert!(!o.status.success() && stderr(&o).contains("speaker name"), "{}", stderr(&o));
@@ -79,7 +85,8 @@ fn enroll_then_keep_that_speaker() {
 
 #[test]
 fn transcribe_with_a_denoiser_in_front() {
-    let o = run(&["transcribe", "--enhance", "denoise", fixture("speech-16k-mono.wav").to_str().unwrap()], &[]);
+    let o =
+        run(&["transcribe", "--enhance", "denoise", fixture("speech-16k-mono.wav").to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = common::words(&stdout(&o));
     assert!(text.contains("glad to see you again"), "{text}");
@@ -91,7 +98,17 @@ fn transcribe_with_a_denoiser_in_front() {
 fn separate_two_speakers_writes_two_files_of_the_input_length() {
     let dir = tempfile::tempdir().unwrap();
     let mixture = fixture("target-mixture-16k.wav");
-    let o = run(&["separate", "--mode", "two-speakers", mixture.to_str().unwrap(), "-o", dir.path().to_str().unwrap()], &[]);
+    let o = run(
+        &[
+            "separate",
+            "--mode",
+            "two-speakers",
+            mixture.to_str().unwrap(),
+            "-o",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let n = read(&mixture).len();
     for name in ["speaker-1.wav", "speaker-2.wav"] {
@@ -146,7 +163,9 @@ speakers = 2
     let (first, last) = (mean(&losses[..10]), mean(&losses[50..]));
     assert!(last > first + 3.0, "SI-SNR went from {first:.2} to {last:.2} dB");
     // The exported model separates a recording into two signals of its length.
-    let model = hark::separation::mossformer::TwoSpeakerSeparator::load(&dir.path().join("runs/tiny-separator")).unwrap();
+    let model =
+        hark::separation::mossformer::TwoSpeakerSeparator::load(&dir.path().join("runs/tiny-separator"))
+            .unwrap();
     let parts = model.separate(&vec![0.01; 4000]).unwrap();
     assert_eq!(parts.len(), 2);
     assert!(parts.iter().all(|p| p.len() == 4000 && p.iter().all(|v| v.is_finite())));

@@ -31,7 +31,9 @@ fn stream_file(server: &Server, path: &Path, speed: f64) -> Vec<serde_json::Valu
     read_until_done(&mut ws)
 }
 
-fn read_until_done(ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>) -> Vec<serde_json::Value> {
+fn read_until_done(
+    ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
+) -> Vec<serde_json::Value> {
     let mut events = Vec::new();
     loop {
         match ws.read() {
@@ -50,7 +52,12 @@ fn read_until_done(ws: &mut tungstenite::WebSocket<tungstenite::stream::MaybeTls
 }
 
 fn finals(events: &[serde_json::Value]) -> String {
-    events.iter().filter(|e| e["type"] == "final").map(|e| e["text"].as_str().unwrap().to_string()).collect::<Vec<_>>().join(" ")
+    events
+        .iter()
+        .filter(|e| e["type"] == "final")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -64,7 +71,12 @@ fn eight_concurrent_streams_each_get_their_own_transcript() {
             .map(|client| {
                 let (server, manifest) = (&server, &manifest);
                 s.spawn(move || {
-                    manifest.iter().skip(client).step_by(8).map(|e| (e.reference.clone(), stream_file(server, &e.path, 3.0))).collect::<Vec<_>>()
+                    manifest
+                        .iter()
+                        .skip(client)
+                        .step_by(8)
+                        .map(|e| (e.reference.clone(), stream_file(server, &e.path, 3.0)))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -83,7 +95,10 @@ fn eight_concurrent_streams_each_get_their_own_transcript() {
         eprintln!("{e}/{n}: {text}");
         // Its own transcript: closer to its own reference than to any other stream's.
         for (other, _) in results.iter().filter(|(r, _)| r != reference) {
-            assert!(wer(reference, &text) < wer(other, &text), "'{text}' is closer to '{other}' than to '{reference}'");
+            assert!(
+                wer(reference, &text) < wer(other, &text),
+                "'{text}' is closer to '{other}' than to '{reference}'"
+            );
         }
         errors += e;
         words += n;
@@ -113,7 +128,10 @@ fn bad_streams_get_an_error_and_others_are_unaffected() {
         // Both parameters bad: the error event names the first, then a close with a code.
         let mut ws = server.ws("?sample_rate=abc&encoding=nope");
         let error: serde_json::Value = serde_json::from_str(ws.read().unwrap().to_text().unwrap()).unwrap();
-        assert!(error["type"] == "error" && error["message"].as_str().unwrap().contains("sample_rate 'abc'"), "{error}");
+        assert!(
+            error["type"] == "error" && error["message"].as_str().unwrap().contains("sample_rate 'abc'"),
+            "{error}"
+        );
         match ws.read() {
             Ok(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1008),
             other => panic!("expected a close frame with a code, got {other:?}"),
@@ -121,21 +139,29 @@ fn bad_streams_get_an_error_and_others_are_unaffected() {
         expect_error("?encoding=mp3", None, "mp3");
         expect_error("?encoding=pcm_s16le", Some(Message::Binary(vec![1u8, 2, 3].into())), "whole samples");
         expect_error("", Some(Message::Text("hello".into())), "unexpected text frame");
-        expect_error("?encoding=pcm_f32le", Some(Message::Binary(f32::NAN.to_le_bytes().to_vec().into())), "NaN");
+        expect_error(
+            "?encoding=pcm_f32le",
+            Some(Message::Binary(f32::NAN.to_le_bytes().to_vec().into())),
+            "NaN",
+        );
         // An idle client is closed after the configured 2 s.
         let t0 = Instant::now();
         expect_error("", None, "idle");
         assert!(t0.elapsed() < Duration::from_secs(10));
         // A client that vanishes mid-stream.
         let mut ws = server.ws("");
-        let samples = FileSource::open(&common::fixture("dev-real/fleurs-en-000.flac")).unwrap().read_all().unwrap();
+        let samples =
+            FileSource::open(&common::fixture("dev-real/fleurs-en-000.flac")).unwrap().read_all().unwrap();
         for frame in samples[..samples.len() / 2].chunks(1600) {
             ws.send(Message::Binary(pcm_s16(frame).into())).unwrap();
         }
         drop(ws);
         let events = good.join().unwrap();
         assert_eq!(events.last().unwrap()["type"], "done");
-        let (e, n) = hark::eval::wer_counts("the cabbage juice changes color depending on how acidic or basic alkaline the chemical is", &finals(&events));
+        let (e, n) = hark::eval::wer_counts(
+            "the cabbage juice changes color depending on how acidic or basic alkaline the chemical is",
+            &finals(&events),
+        );
         assert!(e * 5 <= n, "{e}/{n}: {}", finals(&events));
     });
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -179,23 +205,37 @@ fn openai_transcriptions_endpoint() {
     let server = Server::start("[server]\nmax_upload_mb = 1\ntoken = \"s3cret\"\n", &[]);
     let auth = "Authorization: Bearer s3cret\r\n";
     let jfk = std::fs::read(common::fixture("jfk.flac")).unwrap();
-    let (status, body) = post(&server, auth, &[("file", Some("jfk.flac"), &jfk[..]), ("model", None, b"whisper-1")]);
+    let (status, body) =
+        post(&server, auth, &[("file", Some("jfk.flac"), &jfk[..]), ("model", None, b"whisper-1")]);
     // jfk.flac is 1.1 MB: over this server's 1 MB limit.
     assert_eq!(status, 413, "{body}");
     let small = std::fs::read(common::fixture("dev-real/fleurs-en-004.flac")).unwrap();
     let reference = "many people don't think about them as dinosaurs because they have feathers and can fly";
-    let (status, body) = post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("model", None, b"whisper-1")]);
+    let (status, body) =
+        post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("model", None, b"whisper-1")]);
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let (errors, _) = hark::eval::wer_counts(reference, v["text"].as_str().unwrap());
     assert!(errors <= 2, "{body}");
     for (format, check) in [
-        ("text", Box::new(|b: &str| hark::eval::wer_counts(reference, b).0 <= 2) as Box<dyn Fn(&str) -> bool>),
+        (
+            "text",
+            Box::new(|b: &str| hark::eval::wer_counts(reference, b).0 <= 2) as Box<dyn Fn(&str) -> bool>,
+        ),
         ("srt", Box::new(|b: &str| b.starts_with("1\n00:00:0") && b.contains(" --> "))),
         ("vtt", Box::new(|b: &str| b.starts_with("WEBVTT"))),
-        ("verbose_json", Box::new(|b: &str| serde_json::from_str::<serde_json::Value>(b).unwrap()["segments"][0]["start"].is_number())),
+        (
+            "verbose_json",
+            Box::new(|b: &str| {
+                serde_json::from_str::<serde_json::Value>(b).unwrap()["segments"][0]["start"].is_number()
+            }),
+        ),
     ] {
-        let (status, body) = post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("response_format", None, format.as_bytes())]);
+        let (status, body) = post(
+            &server,
+            auth,
+            &[("file", Some("a.flac"), &small[..]), ("response_format", None, format.as_bytes())],
+        );
         assert_eq!(status, 200, "{format}: {body}");
         assert!(check(&body), "{format}: {body}");
     }
@@ -208,13 +248,19 @@ fn openai_transcriptions_endpoint() {
     assert_eq!(status, 400);
     assert!(body.contains("notes.txt"), "{body}");
     // Streaming or not, a file that is not audio is a plain 400 before any event.
-    let (status, body) = post(&server, auth, &[("file", Some("notes.txt"), b"this is not audio at all"), ("stream", None, b"true")]);
+    let (status, body) = post(
+        &server,
+        auth,
+        &[("file", Some("notes.txt"), b"this is not audio at all"), ("stream", None, b"true")],
+    );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("notes.txt") && body.contains("\"error\""), "{body}");
-    let (status, body) = post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("stream", None, b"maybe")]);
+    let (status, body) =
+        post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("stream", None, b"maybe")]);
     assert_eq!(status, 400);
     assert!(body.contains("stream must be true or false"), "{body}");
-    let (status, body) = post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("response_format", None, b"xml")]);
+    let (status, body) =
+        post(&server, auth, &[("file", Some("a.flac"), &small[..]), ("response_format", None, b"xml")]);
     assert_eq!(status, 400);
     assert!(body.contains("xml"), "{body}");
     // The official `openai` Python client (installed by .ci/run) against this server.
@@ -240,9 +286,11 @@ fn an_upload_of_read_speech_never_runs_away() {
     let server = Server::start("", &[]);
     let (path, reference) = common::librispeech_dev(common::RUNAWAY_UTTERANCES[0]);
     let audio = std::fs::read(&path).unwrap();
-    let (status, body) = post(&server, "", &[("file", Some("speech.mp3"), &audio[..]), ("model", None, b"whisper-1")]);
+    let (status, body) =
+        post(&server, "", &[("file", Some("speech.mp3"), &audio[..]), ("model", None, b"whisper-1")]);
     assert_eq!(status, 200, "{body}");
-    let text = serde_json::from_str::<serde_json::Value>(&body).unwrap()["text"].as_str().unwrap().to_string();
+    let text =
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["text"].as_str().unwrap().to_string();
     common::assert_no_runaway("upload", &reference, &text);
     let (errors, words) = hark::eval::wer_counts(&reference, &text);
     assert!(errors as f64 <= 0.3 * words as f64, "{errors} errors in {words} words: {text}");
@@ -259,7 +307,8 @@ fn systemd_notifications_reload_and_sigterm_flushes_the_final() {
         let n = socket.recv(&mut buf).unwrap();
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
-    let server = Server::start("", &[("NOTIFY_SOCKET", socket_path.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")]);
+    let server =
+        Server::start("", &[("NOTIFY_SOCKET", socket_path.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")]);
     let mut seen = Vec::new();
     while !seen.iter().any(|m: &String| m.contains("READY=1")) {
         seen.push(recv());
@@ -278,7 +327,8 @@ fn systemd_notifications_reload_and_sigterm_flushes_the_final() {
 
     // SIGTERM in the middle of an utterance: the client still gets the final, then done.
     let mut ws = server.ws("");
-    let samples = FileSource::open(&common::fixture("dev-real/fleurs-en-003.flac")).unwrap().read_all().unwrap();
+    let samples =
+        FileSource::open(&common::fixture("dev-real/fleurs-en-003.flac")).unwrap().read_all().unwrap();
     for frame in samples[..samples.len() * 3 / 4].chunks(1600) {
         ws.send(Message::Binary(pcm_s16(frame).into())).unwrap();
     }
@@ -304,8 +354,16 @@ fn systemd_notifications_reload_and_sigterm_flushes_the_final() {
 fn the_systemd_units_verify() {
     // The service, and the queue worker's template (verified as an instance).
     for (unit, instance, needles) in [
-        ("hark.service", "hark.service", &["Type=notify", "WatchdogSec=", "ExecReload=", "StateDirectory=", "ProtectSystem=strict"][..]),
-        ("hark-worker@.service", "hark-worker@1.service", &["Type=notify", "WatchdogSec=", "hark worker", "TimeoutStopSec=", "ProtectSystem=strict"][..]),
+        (
+            "hark.service",
+            "hark.service",
+            &["Type=notify", "WatchdogSec=", "ExecReload=", "StateDirectory=", "ProtectSystem=strict"][..],
+        ),
+        (
+            "hark-worker@.service",
+            "hark-worker@1.service",
+            &["Type=notify", "WatchdogSec=", "hark worker", "TimeoutStopSec=", "ProtectSystem=strict"][..],
+        ),
     ] {
         let text = std::fs::read_to_string(common::root().join("systemd").join(unit)).unwrap();
         for needle in needles {
@@ -319,7 +377,11 @@ fn the_systemd_units_verify() {
         let dir = tempfile::tempdir().unwrap();
         let copy = dir.path().join(instance);
         std::fs::write(&copy, text.replace("/usr/local/bin/hark", env!("CARGO_BIN_EXE_hark"))).unwrap();
-        let out = std::process::Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&copy).output().unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&copy)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         let problems: Vec<&str> = err.lines().filter(|l| l.contains(instance)).collect();
         assert!(out.status.success() && problems.is_empty(), "{unit}: {err}");
@@ -346,7 +408,9 @@ fn speech(server: &Server, auth: &str, json: &str) -> (u16, Vec<u8>, Duration, D
             break;
         }
         raw.extend_from_slice(&buf[..n]);
-        if first_body.is_none() && raw.windows(4).position(|w| w == b"\r\n\r\n").is_some_and(|p| raw.len() > p + 4) {
+        if first_body.is_none()
+            && raw.windows(4).position(|w| w == b"\r\n\r\n").is_some_and(|p| raw.len() > p + 4)
+        {
             first_body = Some(sent.elapsed());
         }
     }
@@ -358,7 +422,8 @@ fn speech(server: &Server, auth: &str, json: &str) -> (u16, Vec<u8>, Duration, D
     if head.contains("transfer-encoding: chunked") {
         let (mut out, mut rest) = (Vec::new(), &body[..]);
         while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16).unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16).unwrap();
             if size == 0 {
                 break;
             }
@@ -378,7 +443,11 @@ fn openai_speech_endpoint_streams_sentence_by_sentence() {
     assert_eq!(speech(&server, auth, r#"{"input": "Hello."}"#).0, 200);
     let text = "The library opens at nine. Children can borrow up to five books. The reading room is on the second floor. \
                 Please be quiet near the desks. Computers are free for an hour a day. Ask at the front desk for a card.";
-    let (status, body, first, total) = speech(&server, auth, &serde_json::json!({"model": "tts-1", "voice": "alloy", "input": text}).to_string());
+    let (status, body, first, total) = speech(
+        &server,
+        auth,
+        &serde_json::json!({"model": "tts-1", "voice": "alloy", "input": text}).to_string(),
+    );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     // Streaming: the first sentence arrives well before the last.
     assert!(first < total.mul_f64(0.8), "first audio after {first:?} of {total:?}");
@@ -389,7 +458,8 @@ fn openai_speech_endpoint_streams_sentence_by_sentence() {
     let (errors, words) = hark::eval::wer_counts(text, &heard);
     assert!(errors * 10 <= words, "heard {heard:?}");
     // Raw PCM at 24 kHz: half a second of audio at least, a whole number of samples.
-    let (status, pcm, _, _) = speech(&server, auth, r#"{"input": "Thank you.", "response_format": "pcm", "speed": 1.5}"#);
+    let (status, pcm, _, _) =
+        speech(&server, auth, r#"{"input": "Thank you.", "response_format": "pcm", "speed": 1.5}"#);
     assert_eq!(status, 200);
     assert!(pcm.len() > 12_000 && pcm.len() % 2 == 0, "{} bytes", pcm.len());
     for (json, expected) in [
@@ -424,7 +494,13 @@ fn openai_speech_endpoint_streams_sentence_by_sentence() {
     let heard = common::stdout(&common::hark(&["transcribe", out_wav.to_str().unwrap()]));
     assert!(hark::eval::wer_counts("good evening and welcome to the news", &heard).0 <= 1, "heard {heard:?}");
     let (_, metrics) = server.get("/metrics", auth);
-    let metric = |name: &str| metrics.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let metric = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     assert!(metric("hark_speech_total") >= 3.0, "{metrics}");
     assert!(metric("hark_speech_seconds_total") > 3.0, "{metrics}");
 }
@@ -439,6 +515,14 @@ fn a_denoiser_in_front_of_every_stream() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[recognition]\nenhance = \"louder\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hark")).args(["serve", "--listen", "127.0.0.1:0", "--config"]).arg(&path).output().unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("recognition.enhance"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hark"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("recognition.enhance"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

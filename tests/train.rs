@@ -72,7 +72,16 @@ fn transducer_training_loss_falls_on_a_few_utterances() {
     // The trained model folder loads and decodes.
     let model = dir.path().join("tiny-model");
     assert!(model.join("model.safetensors").is_file() && model.join("vocabulary.txt").is_file());
-    let out = common::hark(&["transcribe", "--engine", "transducer", "--lookahead", "causal", "--model", model.to_str().unwrap(), "audio-fixtures/speech-16k-mono.wav"]);
+    let out = common::hark(&[
+        "transcribe",
+        "--engine",
+        "transducer",
+        "--lookahead",
+        "causal",
+        "--model",
+        model.to_str().unwrap(),
+        "audio-fixtures/speech-16k-mono.wav",
+    ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     // Resuming from the checkpoint continues at the saved step.
     let config_text = std::fs::read_to_string(&config).unwrap().replace("steps = 60", "steps = 62");
@@ -92,7 +101,16 @@ fn transducer_training_with_word_pieces_learns_and_ships_its_vocabulary() {
     assert!(vocabulary.lines().any(|t| t == "▁you"), "{vocabulary}");
     let config_json = std::fs::read_to_string(model.join("config.json")).unwrap();
     assert!(config_json.contains("\"vocab_size\": 40"), "{config_json}");
-    let out = common::hark(&["transcribe", "--engine", "transducer", "--lookahead", "causal", "--model", model.to_str().unwrap(), "audio-fixtures/jfk.flac"]);
+    let out = common::hark(&[
+        "transcribe",
+        "--engine",
+        "transducer",
+        "--lookahead",
+        "causal",
+        "--model",
+        model.to_str().unwrap(),
+        "audio-fixtures/jfk.flac",
+    ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
 }
 
@@ -102,12 +120,20 @@ fn transducer_training_continues_from_a_trained_model() {
     let (config, losses) = train_tiny_causal(dir.path(), "first", "");
     // A second recipe starts from the trained folder: its first steps begin near where the first
     // run ended, far below a fresh model's start.
-    let recipe = std::fs::read_to_string(&config).unwrap().replace("output = \"first\"", "output = \"second\"\ninit_model = \"first\"").replace("steps = 60", "steps = 5").replace("lr = 3e-3", "lr = 1e-4");
+    let recipe = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("output = \"first\"", "output = \"second\"\ninit_model = \"first\"")
+        .replace("steps = 60", "steps = 5")
+        .replace("lr = 3e-3", "lr = 1e-4");
     let second = dir.path().join("second.toml");
     std::fs::write(&second, &recipe).unwrap();
     let continued = hark::train::train(&second, false).unwrap();
-    let (fresh_start, first_end, continued_start) = (mean(&losses[..5]), mean(&losses[55..]), mean(&continued));
-    assert!(continued_start < 1.3 * first_end && continued_start < 0.7 * fresh_start, "fresh {fresh_start}, end of first run {first_end}, continued {continued_start}");
+    let (fresh_start, first_end, continued_start) =
+        (mean(&losses[..5]), mean(&losses[55..]), mean(&continued));
+    assert!(
+        continued_start < 1.3 * first_end && continued_start < 0.7 * fresh_start,
+        "fresh {fresh_start}, end of first run {first_end}, continued {continued_start}"
+    );
     // A recipe whose vocabulary contradicts the initial model's is refused, naming both.
     std::fs::write(&second, recipe.replace("[model]", "word_pieces = 40\n[model]")).unwrap();
     let err = hark::train::train(&second, false).unwrap_err().to_string();
@@ -140,10 +166,22 @@ keep_encoded = false
     let stats = hark::train::train_with_stats(&config, false).unwrap();
     let (first, last) = (stats[0], stats[39]);
     assert!(first.gate_rate > 0.6, "gates start mostly open: {first:?}");
-    assert!(last.gate_rate < 0.5 * first.gate_rate && last.lookahead_ms < 0.7 * first.lookahead_ms, "{first:?} → {last:?}");
+    assert!(
+        last.gate_rate < 0.5 * first.gate_rate && last.lookahead_ms < 0.7 * first.lookahead_ms,
+        "{first:?} → {last:?}"
+    );
     // The exported model's schedulers run in adaptive mode and report its lookahead.
     let model = dir.path().join("adaptive-model");
-    let out = common::hark(&["eval", "--engine", "transducer", "--lookahead", "adaptive", "--model", model.to_str().unwrap(), dir.path().join("train.tsv").to_str().unwrap()]);
+    let out = common::hark(&[
+        "eval",
+        "--engine",
+        "transducer",
+        "--lookahead",
+        "adaptive",
+        "--model",
+        model.to_str().unwrap(),
+        dir.path().join("train.tsv").to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("lookahead=adaptive"));
 }

@@ -35,7 +35,11 @@ fn tiny_config() -> TransducerConfig {
     }
 }
 
-fn model(cfg: TransducerConfig, seed: u64, edit: impl FnOnce(&mut HashMap<String, Tensor>)) -> Arc<TransducerModel> {
+fn model(
+    cfg: TransducerConfig,
+    seed: u64,
+    edit: impl FnOnce(&mut HashMap<String, Tensor>),
+) -> Arc<TransducerModel> {
     let mut t = random_tensors(&cfg, seed).unwrap();
     edit(&mut t);
     Arc::new(TransducerModel::from_tensors(cfg, &t, &Device::Cpu).unwrap())
@@ -47,8 +51,11 @@ fn random_mel(frames: usize, seed: u64) -> Vec<f32> {
 }
 
 fn real_speech_mel() -> Vec<f32> {
-    let samples = hark::audio::FileSource::open(&common::fixture("speech-16k-mono.wav")).unwrap().read_all().unwrap();
-    hark::asr::transducer::recognizer::RunningNorm::normalize_all(&hark::features::MelFrontend::compute(&samples))
+    let samples =
+        hark::audio::FileSource::open(&common::fixture("speech-16k-mono.wav")).unwrap().read_all().unwrap();
+    hark::asr::transducer::recognizer::RunningNorm::normalize_all(&hark::features::MelFrontend::compute(
+        &samples,
+    ))
 }
 
 /// Streaming (chunks of 1, 7, all frames) against the masked forward, in every mode.
@@ -72,7 +79,11 @@ fn assert_equivalent(m: &Arc<TransducerModel>, mel: &[f32]) {
                 for (a, b) in g.values.iter().zip(e) {
                     worst = worst.max((a - b).abs());
                 }
-                assert_eq!(g.lookahead_ms, lookahead_ms(k, trace.ready_mel[k]), "{mode} chunk {chunk} frame {k}");
+                assert_eq!(
+                    g.lookahead_ms,
+                    lookahead_ms(k, trace.ready_mel[k]),
+                    "{mode} chunk {chunk} frame {k}"
+                );
             }
             assert!(worst <= 1e-4, "{mode} chunk {chunk}: max abs diff {worst}");
         }
@@ -117,7 +128,8 @@ fn transducer_adaptive_mode_waits_exactly_where_gates_are_on() {
     let m = model(tiny_config(), 11, |_| {});
     let mel = random_mel(80, 5);
     let n = 80;
-    let trace = m.encode(&Tensor::from_slice(&mel, (n, 80), &Device::Cpu).unwrap(), Lookahead::Adaptive).unwrap();
+    let trace =
+        m.encode(&Tensor::from_slice(&mel, (n, 80), &Device::Cpu).unwrap(), Lookahead::Adaptive).unwrap();
     // Hand computation of each frame's dependency from the gates the model chose: a 50 Hz frame
     // t needs mel 2t+2; at layer l it needs, over its visible keys s, what s needed below.
     let cfg = &m.config;
@@ -168,20 +180,32 @@ fn transducer_lookahead_statistics_equal_a_hand_computed_case() {
     // 12.5 ms past a frame's centre): 10·(4k+4) + 12.5 − 40(k+1) = 12.5 ms; the last frame's
     // dependency is clipped to mel 79: 2.5 ms.
     let base = model(tiny_config(), 4, |_| {});
-    assert_eq!(stats(&base, Lookahead::Causal, 80), LookaheadStats { mean_ms: 12.0, p50_ms: 12.5, p90_ms: 12.5 });
+    assert_eq!(
+        stats(&base, Lookahead::Causal, 80),
+        LookaheadStats { mean_ms: 12.0, p50_ms: 12.5, p90_ms: 12.5 }
+    );
     // Gates on at layer 1 only (window 1 frame = 20 ms): 32.5 ms, the last frame 2.5 ms.
     let layer1 = model(tiny_config(), 4, |t| {
         for (l, b) in [(0, -1e4f32), (1, 1e4), (2, -1e4)] {
             t.insert(format!("blocks.{l}.scheduler.bias"), Tensor::new(&[b], &Device::Cpu).unwrap());
         }
     });
-    assert_eq!(stats(&layer1, Lookahead::Adaptive, 80), LookaheadStats { mean_ms: 31.0, p50_ms: 32.5, p90_ms: 32.5 });
+    assert_eq!(
+        stats(&layer1, Lookahead::Adaptive, 80),
+        LookaheadStats { mean_ms: 31.0, p50_ms: 32.5, p90_ms: 32.5 }
+    );
     // fixed:2 at all three layers: 6 frames = 120 ms more, 132.5 ms; the last four are clipped
     // by the segment's end: 122.5, 82.5, 42.5, 2.5.
-    assert_eq!(stats(&base, Lookahead::Fixed(2), 80), LookaheadStats { mean_ms: 118.5, p50_ms: 132.5, p90_ms: 132.5 });
+    assert_eq!(
+        stats(&base, Lookahead::Fixed(2), 80),
+        LookaheadStats { mean_ms: 118.5, p50_ms: 132.5, p90_ms: 132.5 }
+    );
     // Full context waits for the segment's end (mel 79): 790 + 12.5 − 40(k+1).
     // 762.5 − 40k for k = 0..19: mean 382.5; nearest-rank p50 = k 10, p90 = k 2.
-    assert_eq!(stats(&base, Lookahead::Full, 80), LookaheadStats { mean_ms: 382.5, p50_ms: 362.5, p90_ms: 682.5 });
+    assert_eq!(
+        stats(&base, Lookahead::Full, 80),
+        LookaheadStats { mean_ms: 382.5, p50_ms: 362.5, p90_ms: 682.5 }
+    );
 }
 
 #[test]
@@ -252,7 +276,8 @@ fn transducer_greedy_and_beam_search_agree_with_brute_force() {
         let mut rng = Rng::new(100 + seed);
         let frames: Vec<Vec<f32>> = (0..5).map(|_| (0..8).map(|_| rng.normal() * 2.0).collect()).collect();
         let all = brute_force(&joiner, &frames);
-        let (best_seq, best_lp) = all.iter().max_by(|a, b| a.1.total_cmp(b.1)).map(|(s, l)| (s.clone(), *l)).unwrap();
+        let (best_seq, best_lp) =
+            all.iter().max_by(|a, b| a.1.total_cmp(b.1)).map(|(s, l)| (s.clone(), *l)).unwrap();
 
         // A beam wide enough to hold every prefix is exact: the most probable sequence, summed
         // over its alignments.

@@ -43,8 +43,17 @@ fn acoustic_model_matches_the_packages_onnx_model() {
         assert_eq!(out.frames, s["frames"].as_u64().unwrap() as usize, "frames (durations) of {text:?}");
         let (f0_max, f0_mean) = differences(&out.f0, &floats(&s["f0"]));
         eprintln!("{text:?}: F0 differs by {f0_max:.4} Hz at most, {f0_mean:.4} Hz on average");
-        assert!(f0_max < 8.0 && f0_mean < 1.0, "{text:?}: F0 differs by {f0_max} Hz at most, {f0_mean} on average");
-        for (name, ours) in [("lh", &out.log_harmonic), ("theta", &out.theta), ("ln", &out.log_noise), ("lr", &out.log_residual), ("phi", &out.phi)] {
+        assert!(
+            f0_max < 8.0 && f0_mean < 1.0,
+            "{text:?}: F0 differs by {f0_max} Hz at most, {f0_mean} on average"
+        );
+        for (name, ours) in [
+            ("lh", &out.log_harmonic),
+            ("theta", &out.theta),
+            ("ln", &out.log_noise),
+            ("lr", &out.log_residual),
+            ("phi", &out.phi),
+        ] {
             let sampled: Vec<f32> = ours.iter().step_by(stride).copied().collect();
             let theirs = floats(&s["parts"][name]);
             assert_eq!(sampled.len(), theirs.len(), "{name} of {text:?}");
@@ -55,7 +64,10 @@ fn acoustic_model_matches_the_packages_onnx_model() {
             exact += 1;
         }
     }
-    assert!(exact >= 3, "the F0 of only {exact} sentences matches the package to 0.01 Hz: the port differs, not only rounding");
+    assert!(
+        exact >= 3,
+        "the F0 of only {exact} sentences matches the package to 0.01 Hz: the port differs, not only rounding"
+    );
 }
 
 fn correlation(a: &[f32], b: &[f32]) -> f64 {

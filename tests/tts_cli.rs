@@ -70,12 +70,22 @@ fn markup_control_characters_and_standard_input() {
         .spawn()
         .unwrap();
     // Tags are dropped and control characters are spaces; the words are read.
-    child.stdin.take().unwrap().write_all("<speak><b>Good</b> morning,\u{7} everyone.\u{0}\nThe train leaves at 8:15.</speak>".as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            "<speak><b>Good</b> morning,\u{7} everyone.\u{0}\nThe train leaves at 8:15.</speak>".as_bytes(),
+        )
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(hound::WavReader::open(&wav).unwrap().spec().sample_rate, 16_000);
     let heard = stdout(&hark(&["transcribe", wav.to_str().unwrap()]));
-    assert!(wer("good morning everyone the train leaves at eight fifteen", &heard) <= 0.25, "heard {heard:?}");
+    assert!(
+        wer("good morning everyone the train leaves at eight fifteen", &heard) <= 0.25,
+        "heard {heard:?}"
+    );
     assert!(!heard.to_lowercase().contains("speak"), "markup was read out: {heard:?}");
 }
 
@@ -87,12 +97,23 @@ fn say_plays_through_the_default_speaker() {
     let raw = dir.path().join("played.raw");
     let mut recorder = mic
         .command("parec")
-        .args(["--device=virt.monitor", "--format=s16le", "--rate=16000", "--channels=1", "--raw", "--latency-msec=20"])
+        .args([
+            "--device=virt.monitor",
+            "--format=s16le",
+            "--rate=16000",
+            "--channels=1",
+            "--raw",
+            "--latency-msec=20",
+        ])
         .stdout(std::fs::File::create(&raw).unwrap())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = mic.command(env!("CARGO_BIN_EXE_hark")).args(["say", "--device", "pulse", "The weather will be sunny tomorrow."]).output().unwrap();
+    let out = mic
+        .command(env!("CARGO_BIN_EXE_hark"))
+        .args(["say", "--device", "pulse", "The weather will be sunny tomorrow."])
+        .output()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
     // SIGINT, not SIGKILL: parec then writes out what it has buffered.
     // SAFETY: signalling a child process this test started and still owns.
@@ -100,8 +121,14 @@ fn say_plays_through_the_default_speaker() {
     let _ = recorder.wait();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bytes = std::fs::read(&raw).unwrap();
-    let samples: Vec<f32> = bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
-    assert!(samples.len() > 16_000, "only {} samples recorded; hark said: {}", samples.len(), String::from_utf8_lossy(&out.stderr));
+    let samples: Vec<f32> =
+        bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
+    assert!(
+        samples.len() > 16_000,
+        "only {} samples recorded; hark said: {}",
+        samples.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let wav = dir.path().join("played.wav");
     hark::audio::write_wav(&wav, &samples, 16_000).unwrap();
     let heard = stdout(&hark(&["transcribe", wav.to_str().unwrap()]));

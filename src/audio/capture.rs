@@ -36,7 +36,8 @@ fn device_id(d: &cpal::Device) -> String {
 pub fn input_devices() -> Result<Vec<InputDevice>> {
     let host = cpal::default_host();
     let default_id = host.default_input_device().map(|d| device_id(&d));
-    let devices = host.input_devices().map_err(|e| Error::Device(format!("cannot list input devices: {e}")))?;
+    let devices =
+        host.input_devices().map_err(|e| Error::Device(format!("cannot list input devices: {e}")))?;
     Ok(devices
         .enumerate()
         // ALSA lists every plugin (rate converters, upmixers); only those that capture are inputs.
@@ -66,8 +67,12 @@ pub(super) fn find_device(spec: Option<&str>, output: bool) -> Result<cpal::Devi
         let default = if output { host.default_output_device() } else { host.default_input_device() };
         return default.ok_or_else(|| Error::Device(format!("no default {kind} device")));
     };
-    let devices: Vec<cpal::Device> = if output { host.output_devices().map(|d| d.collect()) } else { host.input_devices().map(|d| d.collect()) }
-        .map_err(|e| Error::Device(format!("cannot list {kind} devices: {e}")))?;
+    let devices: Vec<cpal::Device> = if output {
+        host.output_devices().map(|d| d.collect())
+    } else {
+        host.input_devices().map(|d| d.collect())
+    }
+    .map_err(|e| Error::Device(format!("cannot list {kind} devices: {e}")))?;
     let name = |d: &cpal::Device| d.description().map(|desc| desc.name().to_string()).unwrap_or_default();
     let found = match spec.parse::<usize>() {
         Ok(i) => devices.get(i).cloned(),
@@ -101,8 +106,14 @@ impl Capture {
     /// Opens and starts the device (`None`: the default input).
     pub fn open(device: Option<&str>) -> Result<Self> {
         let dev = find_device(device, false)?;
-        let label = format!("{} ({})", dev.description().map(|d| d.name().to_string()).unwrap_or_default(), device_id(&dev));
-        let supported = dev.default_input_config().map_err(|e| Error::Device(format!("{label}: no input configuration: {e}")))?;
+        let label = format!(
+            "{} ({})",
+            dev.description().map(|d| d.name().to_string()).unwrap_or_default(),
+            device_id(&dev)
+        );
+        let supported = dev
+            .default_input_config()
+            .map_err(|e| Error::Device(format!("{label}: no input configuration: {e}")))?;
         let (sample_rate, channels) = (supported.sample_rate(), supported.channels());
         let (producer, ring) = rtrb::RingBuffer::new(sample_rate as usize * RING_SECONDS);
         let shared = Arc::new(Shared::default());
@@ -150,7 +161,12 @@ impl Capture {
     }
 }
 
-fn build<T>(dev: &cpal::Device, config: cpal::StreamConfig, mut producer: rtrb::Producer<f32>, shared: Arc<Shared>) -> std::result::Result<cpal::Stream, cpal::Error>
+fn build<T>(
+    dev: &cpal::Device,
+    config: cpal::StreamConfig,
+    mut producer: rtrb::Producer<f32>,
+    shared: Arc<Shared>,
+) -> std::result::Result<cpal::Stream, cpal::Error>
 where
     T: SizedSample,
     f32: FromSample<T>,

@@ -85,12 +85,15 @@ impl FileDecoder {
             .clone();
         let decoder = symphonia::default::get_codecs()
             .make_audio_decoder(&params, &AudioDecoderOptions::default())
-            .map_err(|_| Error::UnsupportedCodec(format!("{} cannot be decoded by hark", codec_name(params.codec))))?;
+            .map_err(|_| {
+                Error::UnsupportedCodec(format!("{} cannot be decoded by hark", codec_name(params.codec)))
+            })?;
         let sample_rate = params.sample_rate.unwrap_or(0);
         let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
         // A WAV written while streaming (by hark's /v1/audio/speech, ffmpeg to a pipe) states the
         // largest size a 32-bit header holds: its length is unknown, not ~12 hours long.
-        let streamed = track.num_frames.is_some_and(|n| n.saturating_mul(channels as u64) >= STREAMED_WAV_SAMPLES);
+        let streamed =
+            track.num_frames.is_some_and(|n| n.saturating_mul(channels as u64) >= STREAMED_WAV_SAMPLES);
         let duration_s = match (track.num_frames, sample_rate) {
             (Some(n), r) if r > 0 && !streamed => Some(n as f64 / r as f64),
             _ => None,
@@ -160,10 +163,15 @@ impl FileDecoder {
                     self.decode_errors += 1;
                     tracing::warn!(position_s = self.position_s(), reason, "skipping an undecodable packet");
                     if self.decode_errors > MAX_DECODE_ERRORS {
-                        return Err(Error::CorruptAudio { position_s: self.position_s(), reason: reason.into() });
+                        return Err(Error::CorruptAudio {
+                            position_s: self.position_s(),
+                            reason: reason.into(),
+                        });
                     }
                 }
-                Err(e) => return Err(Error::CorruptAudio { position_s: self.position_s(), reason: e.to_string() }),
+                Err(e) => {
+                    return Err(Error::CorruptAudio { position_s: self.position_s(), reason: e.to_string() });
+                }
             }
         }
     }

@@ -6,8 +6,8 @@
 
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
 use super::pcm::to_s16le;
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpeechFormat {
@@ -30,7 +30,11 @@ impl FromStr for SpeechFormat {
             "flac" => Self::Flac,
             "wav" => Self::Wav,
             "pcm" => Self::Pcm,
-            other => return Err(Error::InvalidInput(format!("response_format '{other}' is not supported (mp3, opus, aac, flac, wav, pcm)"))),
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "response_format '{other}' is not supported (mp3, opus, aac, flac, wav, pcm)"
+                )));
+            }
         })
     }
 }
@@ -122,7 +126,11 @@ pub fn streaming_wav_header(rate: u32) -> Vec<u8> {
 
 impl StreamEncoder for WavEncoder {
     fn push(&mut self, samples: &[f32]) -> Result<Vec<u8>> {
-        let mut out = if std::mem::replace(&mut self.header_sent, true) { Vec::new() } else { streaming_wav_header(self.rate) };
+        let mut out = if std::mem::replace(&mut self.header_sent, true) {
+            Vec::new()
+        } else {
+            streaming_wav_header(self.rate)
+        };
         out.extend(to_s16le(samples));
         Ok(out)
     }
@@ -136,7 +144,8 @@ struct Mp3Encoder(mp3lame_encoder::Encoder);
 impl Mp3Encoder {
     fn new(rate: u32) -> Result<Self> {
         let err = |e| codec_error("MP3", e);
-        let mut b = mp3lame_encoder::Builder::new().ok_or_else(|| Error::Model("MP3 encoder: LAME could not be initialised".into()))?;
+        let mut b = mp3lame_encoder::Builder::new()
+            .ok_or_else(|| Error::Model("MP3 encoder: LAME could not be initialised".into()))?;
         b.set_num_channels(1).map_err(err)?;
         b.set_sample_rate(rate).map_err(err)?;
         b.set_brate(mp3lame_encoder::Bitrate::Kbps64).map_err(err)?;
@@ -186,7 +195,8 @@ impl OpusEncoder {
             return Err(Error::InvalidInput(format!("Opus encodes 8, 12, 16, 24 or 48 kHz, not {rate} Hz")));
         }
         let err = |e| codec_error("Opus", e);
-        let mut encoder = opus::Encoder::new(rate, opus::Channels::Mono, opus::Application::Audio).map_err(err)?;
+        let mut encoder =
+            opus::Encoder::new(rate, opus::Channels::Mono, opus::Application::Audio).map_err(err)?;
         let pre_skip = encoder.get_lookahead().map_err(err)? as u64 * 48_000 / rate as u64;
         let mut head = b"OpusHead".to_vec();
         head.push(1); // version
@@ -204,7 +214,17 @@ impl OpusEncoder {
         let io = |e: std::io::Error| codec_error("Ogg", e);
         writer.write_packet(head, OGG_SERIAL, ogg::PacketWriteEndInfo::EndPage, 0).map_err(io)?;
         writer.write_packet(tags, OGG_SERIAL, ogg::PacketWriteEndInfo::EndPage, 0).map_err(io)?;
-        Ok(Self { encoder, frame: rate as usize / 50, pre_skip, pending: Vec::new(), consumed: 0, rate, held: None, end: None, writer })
+        Ok(Self {
+            encoder,
+            frame: rate as usize / 50,
+            pre_skip,
+            pending: Vec::new(),
+            consumed: 0,
+            rate,
+            held: None,
+            end: None,
+            writer,
+        })
     }
 
     /// The granule position after `samples` input samples: decoded samples including the
@@ -226,7 +246,9 @@ impl OpusEncoder {
             self.consumed += n as u64;
             let granule = self.granule(self.consumed);
             if let Some((held, at)) = self.held.replace((packet, granule)) {
-                self.writer.write_packet(held, OGG_SERIAL, ogg::PacketWriteEndInfo::NormalPacket, at).map_err(|e| codec_error("Ogg", e))?;
+                self.writer
+                    .write_packet(held, OGG_SERIAL, ogg::PacketWriteEndInfo::NormalPacket, at)
+                    .map_err(|e| codec_error("Ogg", e))?;
             }
         }
         Ok(())
@@ -248,9 +270,16 @@ impl StreamEncoder for OpusEncoder {
         let (packet, granule) = match self.held.take() {
             Some(held) => held,
             // No audio at all: one silent packet, so the stream is still valid.
-            None => (self.encoder.encode_vec_float(&vec![0.0; self.frame], 4000).map_err(|e| codec_error("Opus", e))?, self.pre_skip),
+            None => (
+                self.encoder
+                    .encode_vec_float(&vec![0.0; self.frame], 4000)
+                    .map_err(|e| codec_error("Opus", e))?,
+                self.pre_skip,
+            ),
         };
-        self.writer.write_packet(packet, OGG_SERIAL, ogg::PacketWriteEndInfo::EndStream, granule).map_err(|e| codec_error("Ogg", e))?;
+        self.writer
+            .write_packet(packet, OGG_SERIAL, ogg::PacketWriteEndInfo::EndStream, granule)
+            .map_err(|e| codec_error("Ogg", e))?;
         Ok(self.take_output())
     }
 }
@@ -281,7 +310,10 @@ impl AacEncoder {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 8192];
         while self.pending.len() >= AAC_FRAME {
-            let info = self.encoder.encode(&self.pending[..AAC_FRAME], &mut buf).map_err(|e| codec_error("AAC", e))?;
+            let info = self
+                .encoder
+                .encode(&self.pending[..AAC_FRAME], &mut buf)
+                .map_err(|e| codec_error("AAC", e))?;
             self.pending.drain(..info.input_consumed.min(AAC_FRAME));
             out.extend_from_slice(&buf[..info.output_size]);
             if info.input_consumed == 0 {
@@ -318,9 +350,11 @@ impl StreamEncoder for FlacEncoder {
     fn finish(&mut self) -> Result<Vec<u8>> {
         use flacenc::component::BitRepr;
         use flacenc::error::Verify;
-        let config = flacenc::config::Encoder::default().into_verified().map_err(|e| codec_error("FLAC", e))?;
+        let config =
+            flacenc::config::Encoder::default().into_verified().map_err(|e| codec_error("FLAC", e))?;
         let source = flacenc::source::MemSource::from_samples(&self.samples, 1, 16, self.rate as usize);
-        let stream = flacenc::encode_with_fixed_block_size(&config, source, config.block_size).map_err(|e| codec_error("FLAC", e))?;
+        let stream = flacenc::encode_with_fixed_block_size(&config, source, config.block_size)
+            .map_err(|e| codec_error("FLAC", e))?;
         let mut sink = flacenc::bitsink::ByteSink::new();
         stream.write(&mut sink).map_err(|e| codec_error("FLAC", e))?;
         let mut bytes = sink.into_inner();
@@ -347,7 +381,12 @@ mod tests {
 
     #[test]
     fn every_format_symphonia_reads_decodes_at_the_right_length() {
-        for (format, ext) in [(SpeechFormat::Mp3, "mp3"), (SpeechFormat::Aac, "aac"), (SpeechFormat::Flac, "flac"), (SpeechFormat::Wav, "wav")] {
+        for (format, ext) in [
+            (SpeechFormat::Mp3, "mp3"),
+            (SpeechFormat::Aac, "aac"),
+            (SpeechFormat::Flac, "flac"),
+            (SpeechFormat::Wav, "wav"),
+        ] {
             // Encoded in pieces, as a reply is.
             let mut encoder = format.encoder(24_000).unwrap();
             let mut bytes = Vec::new();
@@ -357,7 +396,9 @@ mod tests {
             bytes.extend(encoder.finish().unwrap());
             let file = tempfile::Builder::new().suffix(&format!(".{ext}")).tempfile().unwrap();
             std::fs::write(file.path(), &bytes).unwrap();
-            let decoded = FileSource::open(file.path()).and_then(FileSource::read_all).unwrap_or_else(|e| panic!("{ext}: {e}"));
+            let decoded = FileSource::open(file.path())
+                .and_then(FileSource::read_all)
+                .unwrap_or_else(|e| panic!("{ext}: {e}"));
             let seconds = decoded.len() as f64 / 16_000.0;
             // MP3 and AAC add their encoder delay and padding (< 0.2 s).
             assert!((1.0..1.2).contains(&seconds), "{ext}: {seconds} s");
@@ -386,6 +427,8 @@ mod tests {
 
     #[test]
     fn unknown_formats_are_named() {
-        assert!("ogg".parse::<SpeechFormat>().unwrap_err().to_string().contains("mp3, opus, aac, flac, wav, pcm"));
+        assert!(
+            "ogg".parse::<SpeechFormat>().unwrap_err().to_string().contains("mp3, opus, aac, flac, wav, pcm")
+        );
     }
 }

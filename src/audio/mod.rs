@@ -2,10 +2,10 @@
 //! later stage expects, and writing WAV (hound).
 
 pub mod capture;
-pub mod playback;
 pub mod decode;
 pub mod encode;
 pub mod pcm;
+pub mod playback;
 pub mod resample;
 
 pub use decode::{AudioInfo, FileDecoder};
@@ -120,22 +120,36 @@ impl WavOut {
 
     pub fn with_rate(path: &std::path::Path, rate: u32) -> Result<Self> {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        let file = tempfile::Builder::new().prefix(".hark-").suffix(".wav.part").tempfile_in(dir).map_err(|e| crate::error::Error::io(path, e))?;
+        let file = tempfile::Builder::new()
+            .prefix(".hark-")
+            .suffix(".wav.part")
+            .tempfile_in(dir)
+            .map_err(|e| crate::error::Error::io(path, e))?;
         // tempfile creates private (0600) files; a recording is as readable as any file the user writes.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            file.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|e| crate::error::Error::io(path, e))?;
+            file.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| crate::error::Error::io(path, e))?;
         }
         let (file, temp) = file.into_parts();
-        let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-        let writer = hound::WavWriter::new(std::io::BufWriter::new(file), spec).map_err(|e| crate::error::Error::io(path, std::io::Error::other(e)))?;
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let writer = hound::WavWriter::new(std::io::BufWriter::new(file), spec)
+            .map_err(|e| crate::error::Error::io(path, std::io::Error::other(e)))?;
         Ok(Self { writer, temp, path: path.to_path_buf() })
     }
 
     pub fn write(&mut self, samples: &[f32]) -> Result<()> {
         for &s in samples {
-            self.writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).map_err(|e| crate::error::Error::io(&self.path, std::io::Error::other(e)))?;
+            self.writer
+                .write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)
+                .map_err(|e| crate::error::Error::io(&self.path, std::io::Error::other(e)))?;
         }
         Ok(())
     }

@@ -21,7 +21,9 @@ impl PcmFormat {
     /// Integer PCM as Wyoming declares it (`width` bytes per sample).
     pub fn int(width: u64, channels: u64) -> Result<Self> {
         if !(1..=4).contains(&width) {
-            return Err(Error::InvalidInput(format!("sample width {width} is not supported (1, 2, 3 or 4 bytes)")));
+            return Err(Error::InvalidInput(format!(
+                "sample width {width} is not supported (1, 2, 3 or 4 bytes)"
+            )));
         }
         if !(1..=32).contains(&channels) {
             return Err(Error::InvalidInput(format!("{channels} channels is not supported (1 to 32)")));
@@ -41,7 +43,10 @@ impl PcmFormat {
     pub fn decode_mono(self, bytes: &[u8]) -> Result<Vec<f32>> {
         let frame = self.bytes_per_frame();
         if !bytes.len().is_multiple_of(frame) {
-            return Err(Error::InvalidInput(format!("audio of {} bytes is not a whole number of {frame}-byte frames", bytes.len())));
+            return Err(Error::InvalidInput(format!(
+                "audio of {} bytes is not a whole number of {frame}-byte frames",
+                bytes.len()
+            )));
         }
         let width = frame / self.channels as usize;
         let sample = |b: &[u8]| -> f32 {

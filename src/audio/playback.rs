@@ -96,9 +96,12 @@ impl Playback {
 
     #[allow(clippy::type_complexity)]
     fn start(device: Option<&str>) -> Result<(cpal::Stream, rtrb::Producer<f32>, Arc<Shared>, u32, String)> {
-        let dev = find_device(device, true).map_err(|e| Error::Device(format!("{e}; write a file with -o instead")))?;
+        let dev = find_device(device, true)
+            .map_err(|e| Error::Device(format!("{e}; write a file with -o instead")))?;
         let label = dev.description().map(|d| d.name().to_string()).unwrap_or_default();
-        let supported = dev.default_output_config().map_err(|e| Error::Device(format!("{label}: no output configuration: {e}")))?;
+        let supported = dev
+            .default_output_config()
+            .map_err(|e| Error::Device(format!("{label}: no output configuration: {e}")))?;
         let sample_rate = supported.sample_rate();
         let (producer, ring) = rtrb::RingBuffer::new(sample_rate as usize * RING_SECONDS);
         let shared = Arc::new(Shared::default());
@@ -136,7 +139,8 @@ impl Playback {
         if sample_rate != self.sample_rate {
             self.resampler = Resampler::new(self.input_rate, sample_rate)?;
         }
-        (self._stream, self.ring, self.shared, self.sample_rate, self.device) = (stream, ring, shared, sample_rate, label);
+        (self._stream, self.ring, self.shared, self.sample_rate, self.device) =
+            (stream, ring, shared, sample_rate, label);
         Ok(())
     }
 
@@ -170,7 +174,8 @@ impl Playback {
         self.resampler.finish(&mut tail)?;
         self.push(&tail)?;
         let queued = self.ring.buffer().capacity() - self.ring.slots();
-        let deadline = Instant::now() + Duration::from_secs_f64(queued as f64 / f64::from(self.sample_rate) + 2.0);
+        let deadline =
+            Instant::now() + Duration::from_secs_f64(queued as f64 / f64::from(self.sample_rate) + 2.0);
         while self.ring.slots() < self.ring.buffer().capacity() && Instant::now() < deadline {
             self.recover()?;
             std::thread::sleep(Duration::from_millis(10));
@@ -181,7 +186,12 @@ impl Playback {
     }
 }
 
-fn build<T>(dev: &cpal::Device, config: cpal::StreamConfig, mut ring: rtrb::Consumer<f32>, shared: Arc<Shared>) -> std::result::Result<cpal::Stream, cpal::Error>
+fn build<T>(
+    dev: &cpal::Device,
+    config: cpal::StreamConfig,
+    mut ring: rtrb::Consumer<f32>,
+    shared: Arc<Shared>,
+) -> std::result::Result<cpal::Stream, cpal::Error>
 where
     T: SizedSample + FromSample<f32>,
 {

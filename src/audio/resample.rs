@@ -36,7 +36,17 @@ impl Resampler {
         }
         let ratio = to_hz as f64 / from_hz as f64;
         if from_hz == to_hz {
-            return Ok(Self { inner: None, ratio, chunk, pending: vec![], in_buf: vec![], out_buf: vec![], to_skip: 0, consumed: 0, produced: 0 });
+            return Ok(Self {
+                inner: None,
+                ratio,
+                chunk,
+                pending: vec![],
+                in_buf: vec![],
+                out_buf: vec![],
+                to_skip: 0,
+                consumed: 0,
+                produced: 0,
+            });
         }
         let inner = Fft::<f32>::new(from_hz as usize, to_hz as usize, chunk, 1, FixedSync::Input)
             .map_err(|e| Error::InvalidAudio(format!("cannot resample {from_hz} Hz to {to_hz} Hz: {e}")))?;
@@ -112,9 +122,11 @@ impl Resampler {
 
     fn run_chunk(&mut self, partial: Option<usize>, out: &mut Vec<f32>) -> Result<()> {
         let inner = self.inner.as_mut().expect("only called when resampling");
-        let input = SequentialSliceOfVecs::new(&self.in_buf[..], 1, self.chunk).expect("buffer sized at construction");
+        let input = SequentialSliceOfVecs::new(&self.in_buf[..], 1, self.chunk)
+            .expect("buffer sized at construction");
         let out_len = self.out_buf[0].len();
-        let mut output = SequentialSliceOfVecs::new_mut(&mut self.out_buf[..], 1, out_len).expect("buffer sized at construction");
+        let mut output = SequentialSliceOfVecs::new_mut(&mut self.out_buf[..], 1, out_len)
+            .expect("buffer sized at construction");
         let indexing = partial.map(|n| Indexing::new().partial_len(n));
         let (_, written) = inner
             .process_into_buffer(&input, &mut output, indexing.as_ref())

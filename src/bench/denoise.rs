@@ -10,12 +10,16 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
+use crate::asr::whisper::WhisperEngine;
 use crate::audio::{FileSource, SAMPLE_RATE, write_wav};
 use crate::eval::{read_manifest, wer_counts};
+use crate::models;
+use crate::pipeline;
 use crate::pipeline::{Recognizer, transcribe_files};
+use crate::separation::DryMix;
 use crate::separation::metrics::si_sdr;
-use crate::train::augment::add_noise;
 use crate::separation::{EnhanceMode, Enhancer, EnhancerFactory};
+use crate::train::augment::add_noise;
 
 pub struct DenoiseBench {
     pub manifest: PathBuf,
@@ -39,14 +43,19 @@ fn read(path: &Path) -> anyhow::Result<Vec<f32>> {
 }
 
 /// Whisper's WER over a set of clips with their references.
-fn wer(recognizer: &Recognizer, clips: &[Vec<f32>], references: &[&str], dir: &Path) -> anyhow::Result<(usize, usize)> {
+fn wer(
+    recognizer: &Recognizer,
+    clips: &[Vec<f32>],
+    references: &[&str],
+    dir: &Path,
+) -> anyhow::Result<(usize, usize)> {
     let paths: Vec<PathBuf> = (0..clips.len()).map(|i| dir.join(format!("{i}.wav"))).collect();
     for (clip, path) in clips.iter().zip(&paths) {
         write_wav(path, clip, SAMPLE_RATE)?;
     }
     let mut hyps = vec![String::new(); clips.len()];
     let mut failed = None;
-    transcribe_files(&paths, recognizer, None, crate::cli::default_jobs(), |o| match o.result {
+    transcribe_files(&paths, recognizer, None, pipeline::default_jobs(), |o| match o.result {
         Ok(t) => hyps[o.index] = t.text,
         Err(e) => failed = Some(e),
     });
@@ -77,14 +86,20 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
     }
     let speech: Vec<Vec<f32>> = entries.iter().map(|e| read(&e.path)).collect::<anyhow::Result<_>>()?;
     let denoisers = [EnhanceMode::Denoise, EnhanceMode::DenoiseRnnoise];
-    let factories: Vec<EnhancerFactory> = denoisers.iter().map(EnhancerFactory::load).collect::<crate::Result<_>>()?;
+    let factories: Vec<EnhancerFactory> =
+        denoisers.iter().map(EnhancerFactory::load).collect::<crate::Result<_>>()?;
     if b.speed_only {
         return speed(&speech, &denoisers, &factories);
     }
-    let whisper = crate::asr::whisper::WhisperEngine::load(&crate::models::resolve(&b.whisper)?)?;
+    let whisper = WhisperEngine::load(&models::resolve(&b.whisper)?)?;
     let recognizer = Recognizer::Whisper(whisper, Default::default());
     let tmp = tempfile::tempdir()?;
-    eprintln!("{} recordings × {} noises ({}) per SNR", speech.len(), noises.len(), names.iter().map(|p| p.file_stem().unwrap().to_string_lossy()).collect::<Vec<_>>().join(", "));
+    eprintln!(
+        "{} recordings × {} noises ({}) per SNR",
+        speech.len(),
+        noises.len(),
+        names.iter().map(|p| p.file_stem().unwrap().to_string_lossy()).collect::<Vec<_>>().join(", ")
+    );
 
     let mut references = Vec::new();
     let mut clean = Vec::new();
@@ -100,10 +115,18 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
     // reference itself counts against it.
     for (mode, factory) in denoisers.iter().zip(&factories) {
         let own: Vec<f64> = speech.iter().map(|s| si_sdr(&factory.make().enhance_all(s), s)).collect();
-        let names: Vec<String> = entries.iter().zip(&own).map(|(e, v)| format!("{} {v:.1}", e.name)).collect();
-        println!("{mode} on the clean recordings themselves: SI-SDR {:.2} dB against them on average ({})", own.iter().sum::<f64>() / own.len() as f64, names.join(", "));
+        let names: Vec<String> =
+            entries.iter().zip(&own).map(|(e, v)| format!("{} {v:.1}", e.name)).collect();
+        println!(
+            "{mode} on the clean recordings themselves: SI-SDR {:.2} dB against them on average ({})",
+            own.iter().sum::<f64>() / own.len() as f64,
+            names.join(", ")
+        );
     }
-    println!("| SNR | condition | SI-SDR (dB) | SI-SDR improvement (dB) | Whisper {} WER | WER change |", b.whisper);
+    println!(
+        "| SNR | condition | SI-SDR (dB) | SI-SDR improvement (dB) | Whisper {} WER | WER change |",
+        b.whisper
+    );
     println!("|---|---|---|---|---|---|");
     for &snr in &b.snrs {
         let mut noisy = Vec::new();
@@ -122,10 +145,12 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
             conditions.push(Condition { name: mode.to_string(), audio });
         }
         for &dry in &b.dry {
-            let audio = noisy.iter().map(|x| crate::separation::DryMix::new(factories[0].make(), dry).enhance_all(x)).collect();
+            let audio = noisy.iter().map(|x| DryMix::new(factories[0].make(), dry).enhance_all(x)).collect();
             conditions.push(Condition { name: format!("denoise + {dry} × input"), audio });
         }
-        let sdr = |audio: &[Vec<f32>]| audio.iter().zip(&clean).map(|(a, c)| si_sdr(a, c)).sum::<f64>() / audio.len() as f64;
+        let sdr = |audio: &[Vec<f32>]| {
+            audio.iter().zip(&clean).map(|(a, c)| si_sdr(a, c)).sum::<f64>() / audio.len() as f64
+        };
         let noisy_sdr = sdr(&conditions[0].audio);
         let mut noisy_wer = 0.0;
         for c in &conditions {
@@ -149,7 +174,11 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
 }
 
 /// Each denoiser's RTF on one thread (this loop is the only thread working) and output lag.
-fn speed(speech: &[Vec<f32>], denoisers: &[EnhanceMode], factories: &[EnhancerFactory]) -> anyhow::Result<()> {
+fn speed(
+    speech: &[Vec<f32>],
+    denoisers: &[EnhanceMode],
+    factories: &[EnhancerFactory],
+) -> anyhow::Result<()> {
     let audio: Vec<f32> = speech.concat();
     let seconds = audio.len() as f64 / SAMPLE_RATE as f64;
     for (mode, factory) in denoisers.iter().zip(factories) {

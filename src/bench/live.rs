@@ -15,9 +15,11 @@ use anyhow::{Context, bail};
 
 use super::median;
 
+use crate::audio;
 use crate::audio::FileSource;
 use crate::config::Config;
 use crate::eval::{read_manifest, wer_counts};
+use crate::live;
 use crate::live::{Event, EventKind};
 use crate::pipeline::live::LiveGraph;
 use crate::vad::SileroVad;
@@ -33,7 +35,7 @@ pub struct LiveBench {
 
 pub fn run(b: LiveBench) -> anyhow::Result<()> {
     let config = Config::default();
-    let (engines, opts) = crate::cli::live_setup(&config)?;
+    let (engines, opts) = live::setup(&config)?;
     let entries = read_manifest(&b.manifest)?;
     let tmp = tempfile::tempdir()?;
     struct Item {
@@ -53,20 +55,32 @@ pub fn run(b: LiveBench) -> anyhow::Result<()> {
         let first = probs.iter().position(speech).context("no speech in a recording")?;
         let last = probs.iter().rposition(speech).unwrap_or(first);
         let wav = tmp.path().join(format!("{i}.wav"));
-        crate::audio::write_wav(&wav, &samples, 16000)?;
+        audio::write_wav(&wav, &samples, 16000)?;
         let chunk_s = CHUNK as f64 / 16000.0;
-        items.push(Item { name: e.name.clone(), reference: e.reference.clone(), wav, onset_s: first as f64 * chunk_s, speech_end_s: (last + 1) as f64 * chunk_s });
+        items.push(Item {
+            name: e.name.clone(),
+            reference: e.reference.clone(),
+            wav,
+            onset_s: first as f64 * chunk_s,
+            speech_end_s: (last + 1) as f64 * chunk_s,
+        });
     }
 
     let stop = Arc::new(AtomicBool::new(false));
     let graph = LiveGraph::start(b.device.clone(), engines, opts, stop.clone())?;
     let events = graph.events.clone();
-    let collector = std::thread::spawn(move || events.iter().map(|e| (Instant::now(), e)).collect::<Vec<(Instant, Event)>>());
+    let collector = std::thread::spawn(move || {
+        events.iter().map(|e| (Instant::now(), e)).collect::<Vec<(Instant, Event)>>()
+    });
     std::thread::sleep(Duration::from_secs(1));
     let mut starts = Vec::new();
     for item in &items {
         let t = Instant::now();
-        let status = Command::new("paplay").arg(format!("--device={}", b.sink)).arg(&item.wav).status().context("running paplay")?;
+        let status = Command::new("paplay")
+            .arg(format!("--device={}", b.sink))
+            .arg(&item.wav)
+            .status()
+            .context("running paplay")?;
         if !status.success() {
             bail!("paplay failed ({status}); is the virtual microphone up (scripts/bench-live.sh)?");
         }
@@ -80,16 +94,32 @@ pub fn run(b: LiveBench) -> anyhow::Result<()> {
     let (mut partial_lat, mut final_lat) = (Vec::new(), Vec::new());
     let (mut errors, mut words) = (0, 0);
     let (mut partial_errors, mut partial_words) = (0, 0);
-    println!("{:<28} {:>10} {:>10} {:>8} {:>12}", "recording", "partial_ms", "final_ms", "wer", "partial_wer");
+    println!(
+        "{:<28} {:>10} {:>10} {:>8} {:>12}",
+        "recording", "partial_ms", "final_ms", "wer", "partial_wer"
+    );
     for (i, item) in items.iter().enumerate() {
         let from = starts[i];
         let to = starts.get(i + 1).copied();
-        let mine: Vec<&(Instant, Event)> = events.iter().filter(|(t, _)| *t >= from && to.is_none_or(|to| *t < to)).collect();
+        let mine: Vec<&(Instant, Event)> =
+            events.iter().filter(|(t, _)| *t >= from && to.is_none_or(|to| *t < to)).collect();
         let onset = from + Duration::from_secs_f64(item.onset_s);
         let end = from + Duration::from_secs_f64(item.speech_end_s);
-        let first_partial = mine.iter().find(|(_, e)| e.kind == EventKind::Partial).map(|(t, _)| t.saturating_duration_since(onset).as_secs_f64() * 1000.0);
-        let last_final = mine.iter().rev().find(|(_, e)| e.kind == EventKind::Final).map(|(t, _)| t.saturating_duration_since(end).as_secs_f64() * 1000.0);
-        let text = mine.iter().filter(|(_, e)| e.kind == EventKind::Final).map(|(_, e)| e.text.as_str()).collect::<Vec<_>>().join(" ");
+        let first_partial = mine
+            .iter()
+            .find(|(_, e)| e.kind == EventKind::Partial)
+            .map(|(t, _)| t.saturating_duration_since(onset).as_secs_f64() * 1000.0);
+        let last_final = mine
+            .iter()
+            .rev()
+            .find(|(_, e)| e.kind == EventKind::Final)
+            .map(|(t, _)| t.saturating_duration_since(end).as_secs_f64() * 1000.0);
+        let text = mine
+            .iter()
+            .filter(|(_, e)| e.kind == EventKind::Final)
+            .map(|(_, e)| e.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
         let (e, n) = wer_counts(&item.reference, &text);
         errors += e;
         words += n;

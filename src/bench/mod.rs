@@ -49,18 +49,26 @@ const ENDPOINT_FRAMES: usize = 1000;
 
 /// One measurement (the child process): streams `seconds` of looped speech in chunks of
 /// `chunk_frames` mel frames and prints one JSON line.
-pub fn run_one(model_dir: &Path, audio: &Path, mode: Lookahead, seconds: f64, chunk_frames: usize) -> anyhow::Result<()> {
+pub fn run_one(
+    model_dir: &Path,
+    audio: &Path,
+    mode: Lookahead,
+    seconds: f64,
+    chunk_frames: usize,
+) -> anyhow::Result<()> {
     let engine = TransducerEngine::load(model_dir, mode)?;
     let base = speech_frames(audio)?;
     let total = (seconds * 100.0) as usize;
     // The model's own decoding: with the LM where the model folder ships one.
     let (search, lm) = engine.default_search();
     let decoding = match (search, lm) {
-        (SearchMode::Beam { beam }, Some(f)) => format!("beam {beam} + LM (weight {}, bonus {})", f.weight, f.bonus),
+        (SearchMode::Beam { beam }, Some(f)) => {
+            format!("beam {beam} + LM (weight {}, bonus {})", f.weight, f.bonus)
+        }
         (SearchMode::Beam { beam }, None) => format!("beam {beam}"),
         (SearchMode::Greedy { .. }, _) => "greedy".to_string(),
     };
-    let mut stage = TransducerStage::new(engine, TransducerOptions { lookahead: mode, ..Default::default() });
+    let mut stage = TransducerStage::new(engine, TransducerOptions::default());
     let mut rss = vec![rss_mib()];
     let mut chunk = Vec::with_capacity(chunk_frames);
     let mut finals = 0;
@@ -115,7 +123,13 @@ fn child(exe: &Path, threads: usize, args: &[String]) -> anyhow::Result<serde_js
 }
 
 /// The whole benchmark: a table of RTF per mode and thread count, then the memory run.
-pub fn transducer(model_dir: &Path, audio: &Path, seconds: f64, soak_seconds: f64, chunk_frames: usize) -> anyhow::Result<()> {
+pub fn transducer(
+    model_dir: &Path,
+    audio: &Path,
+    seconds: f64,
+    soak_seconds: f64,
+    chunk_frames: usize,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let common = |mode: &str, secs: f64| -> Vec<String> {
         vec![
@@ -131,7 +145,10 @@ pub fn transducer(model_dir: &Path, audio: &Path, seconds: f64, soak_seconds: f6
             chunk_frames.to_string(),
         ]
     };
-    println!("streaming encoder + the model's decoding, {seconds} s of looped speech in chunks of {} ms", chunk_frames * 10);
+    println!(
+        "streaming encoder + the model's decoding, {seconds} s of looped speech in chunks of {} ms",
+        chunk_frames * 10
+    );
     println!("{:<10} {:>8} {:>8} {:>16}", "mode", "1 thread", "2 threads", "lookahead mean");
     for mode in ["adaptive", "causal", "fixed:4", "full"] {
         let one = child(&exe, 1, &common(mode, seconds))?;
@@ -146,7 +163,8 @@ pub fn transducer(model_dir: &Path, audio: &Path, seconds: f64, soak_seconds: f6
     }
     let soak = child(&exe, 1, &common("adaptive", soak_seconds))?;
     println!("decoding: {}", soak["decoding"].as_str().unwrap_or("?"));
-    let rss: Vec<f64> = soak["rss_mib"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
+    let rss: Vec<f64> =
+        soak["rss_mib"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
     let after_first_minute = &rss[rss.len().min(2) - 1..];
     let (lo, hi) = after_first_minute.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
     println!(

@@ -74,7 +74,8 @@ fn server_audio_seconds(addr: &str) -> anyhow::Result<f64> {
 }
 
 fn stream_one(addr: &str, samples: &[f32], speed: f64) -> anyhow::Result<(String, f64, f64)> {
-    let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/v1/stream?sample_rate=16000&encoding=pcm_s16le"))?;
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://{addr}/v1/stream?sample_rate=16000&encoding=pcm_s16le"))?;
     let start = Instant::now();
     let mut behind: f64 = 0.0;
     // 100 ms frames, as a microphone client would send them.
@@ -84,7 +85,8 @@ fn stream_one(addr: &str, samples: &[f32], speed: f64) -> anyhow::Result<(String
             Some(wait) => std::thread::sleep(wait),
             None => behind = behind.max((start.elapsed() - due).as_secs_f64()),
         }
-        let bytes: Vec<u8> = frame.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
+        let bytes: Vec<u8> =
+            frame.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
         ws.send(Message::Binary(bytes.into()))?;
     }
     ws.send(Message::Text(r#"{"type":"end"}"#.into()))?;
@@ -164,7 +166,13 @@ pub fn run(b: ServeBench) -> anyhow::Result<()> {
                     mine.into_iter()
                         .map(|(reference, samples)| {
                             let (text, behind_s, flush_s) = stream_one(addr, &samples, b.speed)?;
-                            Ok(Stream { reference, text, sent_s: samples.len() as f64 / 16000.0, behind_s, flush_s })
+                            Ok(Stream {
+                                reference,
+                                text,
+                                sent_s: samples.len() as f64 / 16000.0,
+                                behind_s,
+                                flush_s,
+                            })
                         })
                         .collect()
                 })
@@ -175,7 +183,8 @@ pub fn run(b: ServeBench) -> anyhow::Result<()> {
     let wall = t0.elapsed().as_secs_f64();
     running.store(false, Ordering::Relaxed);
     let rss = sampler.join().expect("sampler");
-    let streams: Vec<Stream> = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten().collect();
+    let streams: Vec<Stream> =
+        results.into_iter().collect::<anyhow::Result<Vec<_>>>()?.into_iter().flatten().collect();
     let audio_after = server_audio_seconds(&addr)?;
     if let Some(c) = child.as_mut() {
         let _ = c.kill();
@@ -202,11 +211,16 @@ pub fn run(b: ServeBench) -> anyhow::Result<()> {
     );
     // The server counts what it recognised after resampling (16 kHz): equal to what was sent
     // unless audio was lost (the end-of-stream flush adds the resampler's tail, none at 16 kHz).
-    println!("audio_recognised_s={recognised:.1} dropped_s={:.1} max_behind_schedule_s={behind:.2} end_to_done_p50_s={:.2}", (sent - recognised).max(0.0), flush[flush.len() / 2]);
+    println!(
+        "audio_recognised_s={recognised:.1} dropped_s={:.1} max_behind_schedule_s={behind:.2} end_to_done_p50_s={:.2}",
+        (sent - recognised).max(0.0),
+        flush[flush.len() / 2]
+    );
     if !rss.is_empty() {
         // Growth: the last tenth of the run against the first tenth after warm-up.
         let tenth = (rss.len() / 10).max(1);
-        let early = rss[tenth.min(rss.len() - 1)..(2 * tenth).min(rss.len())].iter().copied().fold(0.0, f64::max);
+        let early =
+            rss[tenth.min(rss.len() - 1)..(2 * tenth).min(rss.len())].iter().copied().fold(0.0, f64::max);
         let late = rss[rss.len() - tenth..].iter().copied().fold(0.0, f64::max);
         let peak = rss.iter().copied().fold(0.0, f64::max);
         println!(

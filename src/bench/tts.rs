@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 
 use super::median;
 
+use crate::models;
 use crate::pipeline::tts::{SpeechEvent, TtsNode};
 use crate::tts::{SpeechOptions, Tts};
 
@@ -24,7 +25,7 @@ pub struct TtsBench {
 
 pub fn run(b: TtsBench) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&b.text).with_context(|| format!("reading {}", b.text.display()))?;
-    let dir = crate::models::resolve("hibari")?;
+    let dir = models::resolve("hibari")?;
     let tmp = tempfile::tempdir()?;
     let wav = tmp.path().join("say.wav");
     let exe = std::env::current_exe()?;
@@ -32,7 +33,8 @@ pub fn run(b: TtsBench) -> anyhow::Result<()> {
     let mut audio_s = 0.0;
     for _ in 0..b.runs.max(1) {
         let started = Instant::now();
-        let out = Command::new(&exe).arg("say").arg("--model").arg(&dir).arg("-o").arg(&wav).arg(&text).output()?;
+        let out =
+            Command::new(&exe).arg("say").arg("--model").arg(&dir).arg("-o").arg(&wav).arg(&text).output()?;
         let wall = started.elapsed().as_secs_f64();
         if !out.status.success() {
             bail!("hark say failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -48,7 +50,12 @@ pub fn run(b: TtsBench) -> anyhow::Result<()> {
     let mut first_audio_ms = Vec::new();
     for sentence in &sentences {
         let started = Instant::now();
-        let node = TtsNode::start(tts.clone(), sentence.clone(), SpeechOptions::default(), Arc::new(AtomicBool::new(false)));
+        let node = TtsNode::start(
+            tts.clone(),
+            sentence.clone(),
+            SpeechOptions::default(),
+            Arc::new(AtomicBool::new(false)),
+        );
         match node.events.recv() {
             Ok(SpeechEvent::Sentence(_)) => first_audio_ms.push(started.elapsed().as_secs_f64() * 1000.0),
             Ok(SpeechEvent::Failed(e)) => bail!("{sentence:?}: {e}"),

@@ -10,12 +10,15 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::{RecogniserArgs, default_jobs, load, load_enhancer, progress};
+use super::recognise::{RecogniserArgs, load, progress};
 use crate::output::{Format, render};
+use crate::pipeline::default_jobs;
 use crate::queue::status::status;
 use crate::queue::submit::{DEFAULT_INLINE_BYTES, JobState, PATIENCE, states, submit};
+use crate::queue::worker;
 use crate::queue::worker::{WorkerOptions, default_name};
 use crate::queue::{DEFAULT_QUEUE, Link, QueueKeys};
+use crate::separation::load_enhancer;
 
 /// How often `submit --wait` looks for new results.
 const POLL: Duration = Duration::from_millis(250);
@@ -112,7 +115,9 @@ pub fn submit_files(a: SubmitArgs) -> anyhow::Result<i32> {
             let shown = file.display().to_string();
             match state {
                 JobState::Waiting => break,
-                JobState::Done(t) => pb.suspend(|| stdout.write_all(render(a.format, &shown, &t).as_bytes())).context("writing to stdout")?,
+                JobState::Done(t) => pb
+                    .suspend(|| stdout.write_all(render(a.format, &shown, &t).as_bytes()))
+                    .context("writing to stdout")?,
                 JobState::Failed(e) => {
                     failures += 1;
                     pb.suspend(|| eprintln!("hark: {shown}: {e}"));
@@ -151,12 +156,18 @@ pub fn work(a: WorkerArgs) -> anyhow::Result<i32> {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
     }
     let ready = || {
-        eprintln!("hark: worker {} on queue {} ({} at once); SIGTERM finishes the jobs in hand", opts.name, opts.queue, opts.jobs);
+        eprintln!(
+            "hark: worker {} on queue {} ({} at once); SIGTERM finishes the jobs in hand",
+            opts.name, opts.queue, opts.jobs
+        );
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     };
-    let totals = crate::queue::worker::run(&opts, &recognizer, enhancer.as_ref(), stop, ready)?;
+    let totals = worker::run(&opts, &recognizer, enhancer.as_ref(), stop, ready)?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    eprintln!("hark: worker {} stopped: {} done, {} failed attempts, {} dead-lettered", opts.name, totals.done, totals.failed, totals.dead);
+    eprintln!(
+        "hark: worker {} stopped: {} done, {} failed attempts, {} dead-lettered",
+        opts.name, totals.done, totals.failed, totals.dead
+    );
     Ok(0)
 }
 

@@ -40,7 +40,8 @@ fn split_sentences(text: &str) -> Vec<&str> {
     let mut start = 0;
     let bytes = text.as_bytes();
     for i in 0..bytes.len() {
-        if matches!(bytes[i], b'.' | b'!' | b'?') && bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace()) {
+        if matches!(bytes[i], b'.' | b'!' | b'?') && bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace())
+        {
             out.push(&text[start..=i]);
             start = i + 1;
         }
@@ -67,7 +68,9 @@ pub fn is_speakable(sentence: &str) -> bool {
         let letters: String = w.chars().filter(|c| c.is_ascii_alphabetic()).collect();
         let upper = letters.chars().filter(|c| c.is_ascii_uppercase()).count();
         // A word: letters, at most one capital (not an acronym), apostrophes only inside.
-        !letters.is_empty() && upper <= 1 && !w.trim_matches(|c: char| !c.is_ascii_alphabetic()).starts_with('\'')
+        !letters.is_empty()
+            && upper <= 1
+            && !w.trim_matches(|c: char| !c.is_ascii_alphabetic()).starts_with('\'')
     })
 }
 
@@ -100,12 +103,24 @@ mod tests {
     fn fortune_entries_become_speakable_sentences() {
         let text = "You will be told about it tomorrow. Go home and prepare thyself.\n%\nI don't know, the man said.\n\t\t-- Anonymous\n%\nCall 555 1234 today for a good time!\n%\nThe NASA rover went to Mars today, and it's fine.\n%\nShort one.\n%\nYou will be told about it tomorrow.\n";
         let s = sentences_from_fortunes(text);
-        assert_eq!(s, vec!["You will be told about it tomorrow.", "Go home and prepare thyself.", "I don't know, the man said."]);
+        assert_eq!(
+            s,
+            vec![
+                "You will be told about it tomorrow.",
+                "Go home and prepare thyself.",
+                "I don't know, the man said."
+            ]
+        );
     }
 
     #[test]
     fn symbols_hyphens_and_acronyms_are_refused() {
-        for bad in ["A well-known fact is true.", "Use the (big) one here now.", "He said it was OK with me.", "It costs $5 and more today."] {
+        for bad in [
+            "A well-known fact is true.",
+            "Use the (big) one here now.",
+            "He said it was OK with me.",
+            "It costs $5 and more today.",
+        ] {
             assert!(!is_speakable(bad), "{bad}");
         }
         assert!(is_speakable("\"Where are you going?\" she asked him quietly."));

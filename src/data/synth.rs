@@ -22,6 +22,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::asr::transducer::init::Rng;
 use crate::audio::{FileSource, Resampler, write_wav};
+use crate::data::sentences;
+use crate::models;
 use crate::tts::{SpeechOptions, Tts};
 
 /// The synthesisers `hark data synth` can speak with.
@@ -39,7 +41,8 @@ pub enum Synthesiser {
 }
 
 /// The command-line synthesisers: the corpus the default model was trained on.
-pub const DEFAULT_SYNTHESISERS: [Synthesiser; 3] = [Synthesiser::EspeakNg, Synthesiser::Flite, Synthesiser::Festival];
+pub const DEFAULT_SYNTHESISERS: [Synthesiser; 3] =
+    [Synthesiser::EspeakNg, Synthesiser::Flite, Synthesiser::Festival];
 
 /// A synthesiser and one of its voices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,13 +67,29 @@ impl Voice {
 
 /// Speakers made from hibari's one (female, US-English) voice: name, F0 factor, formant factor.
 /// Lower formants and F0 together sound like a longer vocal tract, i.e. a larger, male speaker.
-pub const HIBARI_VOICES: [(&str, f32, f32); 6] =
-    [("heart", 1.0, 1.0), ("heart-bright", 1.15, 1.07), ("heart-low", 0.82, 0.94), ("tenor", 0.62, 0.88), ("baritone", 0.52, 0.84), ("bass", 0.45, 0.8)];
+pub const HIBARI_VOICES: [(&str, f32, f32); 6] = [
+    ("heart", 1.0, 1.0),
+    ("heart-bright", 1.15, 1.07),
+    ("heart-low", 0.82, 0.94),
+    ("tenor", 0.62, 0.88),
+    ("baritone", 0.52, 0.84),
+    ("bass", 0.45, 0.8),
+];
 
 /// hibari reading `text` as the preset `voice` at speaking rate `rate`, F0 moved by up to ±10%
 /// with `pitch` (−1…1); 16 kHz samples. `seed` draws the vocoder's noise.
-fn speak_hibari(tts: &Tts, voice: &str, text: &str, rate: f32, pitch: f32, seed: u64) -> anyhow::Result<Vec<f32>> {
-    let &(_, pitch_factor, formant_factor) = HIBARI_VOICES.iter().find(|(name, ..)| *name == voice).with_context(|| format!("no hibari voice {voice}"))?;
+fn speak_hibari(
+    tts: &Tts,
+    voice: &str,
+    text: &str,
+    rate: f32,
+    pitch: f32,
+    seed: u64,
+) -> anyhow::Result<Vec<f32>> {
+    let &(_, pitch_factor, formant_factor) = HIBARI_VOICES
+        .iter()
+        .find(|(name, ..)| *name == voice)
+        .with_context(|| format!("no hibari voice {voice}"))?;
     let mut noise = Rng::new(seed);
     let mut samples = Vec::new();
     tts.sentence_frames(text, SpeechOptions { speed: rate, seed }, |mut sentence| {
@@ -90,11 +109,13 @@ fn flite_pitch(voice: &str) -> f32 {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
 /// espeak-ng's English accents and the voice variants (pitch/formant presets) used with them.
-const ESPEAK_ACCENTS: [&str; 7] = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029"];
+const ESPEAK_ACCENTS: [&str; 7] =
+    ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029"];
 const ESPEAK_VARIANTS: [&str; 9] = ["", "+m1", "+m3", "+m5", "+m7", "+f1", "+f2", "+f3", "+f4"];
 
 /// Every English voice of the chosen synthesisers that is installed, grouped by synthesiser
@@ -106,10 +127,15 @@ pub fn installed_voices(chosen: &[Synthesiser]) -> Vec<Vec<Voice>> {
             Synthesiser::EspeakNg => espeak_voices(),
             Synthesiser::Flite => flite_voices(),
             Synthesiser::Festival => festival_voices(),
-            Synthesiser::Hibari => HIBARI_VOICES.iter().map(|(name, ..)| Voice::Hibari(name.to_string())).collect(),
+            Synthesiser::Hibari => {
+                HIBARI_VOICES.iter().map(|(name, ..)| Voice::Hibari(name.to_string())).collect()
+            }
         };
         if voices.is_empty() {
-            eprintln!("hark: no {} voice is installed; skipping it (scripts/install-voices.sh installs the Debian synthesisers)", synthesiser.to_possible_value().expect("named").get_name());
+            eprintln!(
+                "hark: no {} voice is installed; skipping it (scripts/install-voices.sh installs the Debian synthesisers)",
+                synthesiser.to_possible_value().expect("named").get_name()
+            );
         } else {
             families.push(voices);
         }
@@ -121,7 +147,10 @@ fn espeak_voices() -> Vec<Voice> {
     if !on_path("espeak-ng") {
         return Vec::new();
     }
-    ESPEAK_ACCENTS.iter().flat_map(|a| ESPEAK_VARIANTS.iter().map(move |v| Voice::Espeak(format!("{a}{v}")))).collect()
+    ESPEAK_ACCENTS
+        .iter()
+        .flat_map(|a| ESPEAK_VARIANTS.iter().map(move |v| Voice::Espeak(format!("{a}{v}"))))
+        .collect()
 }
 
 fn flite_voices() -> Vec<Voice> {
@@ -129,10 +158,19 @@ fn flite_voices() -> Vec<Voice> {
         return Vec::new();
     }
     // `flite -lv` prints "Voices available: kal awb_time kal16 awb rms slt".
-    let listed = Command::new("flite").arg("-lv").output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+    let listed = Command::new("flite")
+        .arg("-lv")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
     listed
         .split_once(':')
-        .map(|(_, v)| v.split_whitespace().filter(|v| !v.ends_with("_time")).map(|v| Voice::Flite(v.to_string())).collect())
+        .map(|(_, v)| {
+            v.split_whitespace()
+                .filter(|v| !v.ends_with("_time"))
+                .map(|v| Voice::Flite(v.to_string()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -143,7 +181,10 @@ fn festival_voices() -> Vec<Voice> {
     let mut voices = Vec::new();
     for lang in ["english", "us"] {
         if let Ok(dir) = std::fs::read_dir(Path::new("/usr/share/festival/voices").join(lang)) {
-            voices.extend(dir.filter_map(|e| e.ok()).map(|e| Voice::Festival(e.file_name().to_string_lossy().to_string())));
+            voices.extend(
+                dir.filter_map(|e| e.ok())
+                    .map(|e| Voice::Festival(e.file_name().to_string_lossy().to_string())),
+            );
         }
     }
     voices.sort_by_key(Voice::name);
@@ -170,18 +211,46 @@ impl Utterance {
     pub fn speak(&self, scratch: &Path, hibari: Option<&Tts>) -> anyhow::Result<Vec<f32>> {
         let (text, rate, pitch) = (self.sentence.as_str(), self.rate, self.pitch);
         let run = match &self.voice {
-            Voice::Hibari(v) => return speak_hibari(hibari.context("hibari's model is not loaded")?, v, text, rate, pitch, self.index as u64),
+            Voice::Hibari(v) => {
+                return speak_hibari(
+                    hibari.context("hibari's model is not loaded")?,
+                    v,
+                    text,
+                    rate,
+                    pitch,
+                    self.index as u64,
+                );
+            }
             Voice::Espeak(v) => Command::new("espeak-ng")
-                .args(["-v", v, "-s", &format!("{}", (165.0 * rate) as u32), "-p", &format!("{}", (50.0 + 25.0 * pitch) as u32), "-w"])
+                .args([
+                    "-v",
+                    v,
+                    "-s",
+                    &format!("{}", (165.0 * rate) as u32),
+                    "-p",
+                    &format!("{}", (50.0 + 25.0 * pitch) as u32),
+                    "-w",
+                ])
                 .arg(scratch)
                 .arg(text)
                 .output(),
             Voice::Flite(v) => Command::new("flite")
-                .args(["-voice", v, "--setf", &format!("duration_stretch={:.3}", 1.0 / rate), "--setf", &format!("int_f0_target_mean={:.0}", flite_pitch(v) * (1.0 + 0.15 * pitch)), "-t", text, "-o"])
+                .args([
+                    "-voice",
+                    v,
+                    "--setf",
+                    &format!("duration_stretch={:.3}", 1.0 / rate),
+                    "--setf",
+                    &format!("int_f0_target_mean={:.0}", flite_pitch(v) * (1.0 + 0.15 * pitch)),
+                    "-t",
+                    text,
+                    "-o",
+                ])
                 .arg(scratch)
                 .output(),
             Voice::Festival(v) => {
-                let scheme = format!("(begin (voice_{v}) (Parameter.set 'Duration_Stretch {:.3}))", 1.0 / rate);
+                let scheme =
+                    format!("(begin (voice_{v}) (Parameter.set 'Duration_Stretch {:.3}))", 1.0 / rate);
                 let mut child = Command::new("text2wave")
                     .args(["-eval", &scheme, "-o"])
                     .arg(scratch)
@@ -217,7 +286,13 @@ pub fn plan(sentences: &[String], families: &[Vec<Voice>], count: usize, seed: u
         .map(|i| {
             let family = &families[i % families.len()];
             let voice = family[(rng.next_u64() % family.len() as u64) as usize].clone();
-            Utterance { index: i, sentence: sentences[order[i]].clone(), voice, rate: 0.85 + 0.35 * rng.uniform(), pitch: 2.0 * rng.uniform() - 1.0 }
+            Utterance {
+                index: i,
+                sentence: sentences[order[i]].clone(),
+                voice,
+                rate: 0.85 + 0.35 * rng.uniform(),
+                pitch: 2.0 * rng.uniform() - 1.0,
+            }
         })
         .collect()
 }
@@ -237,10 +312,16 @@ pub struct SynthOptions {
 pub fn synth(opts: &SynthOptions) -> anyhow::Result<usize> {
     let families = installed_voices(&opts.synthesisers);
     if families.is_empty() {
-        bail!("no speech synthesiser found (espeak-ng, flite or festival's text2wave); install them with scripts/install-voices.sh");
+        bail!(
+            "no speech synthesiser found (espeak-ng, flite or festival's text2wave); install them with scripts/install-voices.sh"
+        );
     }
-    let sentences = crate::data::sentences::load_fortunes(&opts.fortunes)
-        .with_context(|| format!("reading the fortune databases in {} (Debian packages fortunes-min, fortunes)", opts.fortunes.display()))?;
+    let sentences = sentences::load_fortunes(&opts.fortunes).with_context(|| {
+        format!(
+            "reading the fortune databases in {} (Debian packages fortunes-min, fortunes)",
+            opts.fortunes.display()
+        )
+    })?;
     if sentences.is_empty() {
         bail!("no usable sentences in {}", opts.fortunes.display());
     }
@@ -253,21 +334,33 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<usize> {
     let done: HashSet<String> = match std::fs::read_to_string(&manifest_path) {
         Ok(text) => text.lines().skip(1).filter_map(|l| l.split('\t').next()).map(str::to_string).collect(),
         Err(_) => {
-            std::fs::write(&manifest_path, "file\tduration_seconds\treference_transcript\tspeaker\torigin\tlicense\n")?;
+            std::fs::write(
+                &manifest_path,
+                "file\tduration_seconds\treference_transcript\tspeaker\torigin\tlicense\n",
+            )?;
             HashSet::new()
         }
     };
     let todo: Vec<&Utterance> = planned.iter().filter(|u| !done.contains(&u.file_name())).collect();
     // hibari's model is loaded (and installed) only when an utterance left to render needs it.
     let hibari = match todo.iter().any(|u| matches!(u.voice, Voice::Hibari(_))) {
-        true => Some(Tts::load(&crate::models::resolve("hibari")?).context("loading hibari")?),
+        true => Some(Tts::load(&models::resolve("hibari")?).context("loading hibari")?),
         false => None,
     };
     let voices: usize = families.iter().map(Vec::len).sum();
-    eprintln!("hark: {} voices in {} synthesisers; {} utterances to render ({} already done)", voices, families.len(), todo.len(), planned.len() - todo.len());
+    eprintln!(
+        "hark: {} voices in {} synthesisers; {} utterances to render ({} already done)",
+        voices,
+        families.len(),
+        todo.len(),
+        planned.len() - todo.len()
+    );
     let manifest = Mutex::new(std::fs::OpenOptions::new().append(true).open(&manifest_path)?);
     let pb = ProgressBar::new(todo.len() as u64);
-    pb.set_style(ProgressStyle::with_template("synthesising [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta}").expect("template"));
+    pb.set_style(
+        ProgressStyle::with_template("synthesising [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta}")
+            .expect("template"),
+    );
     let next = AtomicUsize::new(0);
     let failures = AtomicUsize::new(0);
     std::thread::scope(|scope| {
@@ -293,7 +386,12 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<usize> {
 
 /// Renders one utterance to 16 kHz mono WAV (written under a temporary name, then renamed) and
 /// appends its manifest line.
-fn render_one(u: &Utterance, out: &Path, hibari: Option<&Tts>, manifest: &Mutex<std::fs::File>) -> anyhow::Result<()> {
+fn render_one(
+    u: &Utterance,
+    out: &Path,
+    hibari: Option<&Tts>,
+    manifest: &Mutex<std::fs::File>,
+) -> anyhow::Result<()> {
     let mut samples = u.speak(&out.join(format!(".raw-{:05}.wav", u.index)), hibari)?;
     let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
     if peak < 1e-4 {

@@ -31,14 +31,18 @@ fn mel_to_hz(m: f64) -> f64 {
 
 /// Triangular, area-normalised ("slaney") mel filters, `[N_MELS][N_BINS]`, as librosa builds them.
 pub fn mel_filters(sample_rate: f64) -> Vec<[f32; N_BINS]> {
-    slaney_filters(sample_rate, N_FFT, N_MELS).into_iter().map(|row| row.try_into().expect("N_BINS values")).collect()
+    slaney_filters(sample_rate, N_FFT, N_MELS)
+        .into_iter()
+        .map(|row| row.try_into().expect("N_BINS values"))
+        .collect()
 }
 
 /// librosa's `filters.mel(sr, n_fft, n_mels)` (Slaney scale and area normalisation, up to sr/2):
 /// `[n_mels][n_fft / 2 + 1]`.
 pub fn slaney_filters(sample_rate: f64, n_fft: usize, n_mels: usize) -> Vec<Vec<f32>> {
     let max_mel = hz_to_mel(sample_rate / 2.0);
-    let freqs: Vec<f64> = (0..n_mels + 2).map(|i| mel_to_hz(max_mel * i as f64 / (n_mels + 1) as f64)).collect();
+    let freqs: Vec<f64> =
+        (0..n_mels + 2).map(|i| mel_to_hz(max_mel * i as f64 / (n_mels + 1) as f64)).collect();
     let fft_freq = |k: usize| k as f64 * sample_rate / n_fft as f64;
     (0..n_mels)
         .map(|m| {
@@ -201,7 +205,8 @@ impl MelFrontend {
             self.next_frame += 1;
         }
         // Drop samples no later frame needs.
-        let keep_from = (self.next_frame as usize * HOP_LENGTH).saturating_sub(self.consumed).min(self.padded.len());
+        let keep_from =
+            (self.next_frame as usize * HOP_LENGTH).saturating_sub(self.consumed).min(self.padded.len());
         if keep_from > 4096 {
             self.padded.drain(..keep_from);
             self.consumed += keep_from;
@@ -234,7 +239,9 @@ mod tests {
 
     #[test]
     fn frame_count_and_chunking_do_not_change_the_result() {
-        let x: Vec<f32> = (0..16_123).map(|i| ((i as f32) * 0.01).sin() * 0.3 + ((i * 7919 % 101) as f32 - 50.0) * 1e-3).collect();
+        let x: Vec<f32> = (0..16_123)
+            .map(|i| ((i as f32) * 0.01).sin() * 0.3 + ((i * 7919 % 101) as f32 - 50.0) * 1e-3)
+            .collect();
         let whole = frames_of(&x, x.len());
         assert_eq!(whole.len(), 16_123 / 160);
         for chunk in [1, 160, 401, 4000] {

@@ -2,4 +2,4 @@
 
 pub mod mel;
 
-pub use mel::{MelFrontend, N_MELS, HOP_LENGTH, normalize_whisper};
+pub use mel::{HOP_LENGTH, MelFrontend, N_MELS, normalize_whisper};

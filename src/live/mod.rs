@@ -5,32 +5,32 @@
 
 mod deltas;
 
+/// Re-exported where the live engines take it; the type lives with the configuration.
+pub use crate::config::FinalPass;
 pub use deltas::TranscriptDeltas;
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::asr::transducer::search::Word;
 use crate::asr::transducer::{Lookahead, TransducerEngine, TransducerOptions, TransducerStage};
 use crate::asr::whisper::{WhisperEngine, WhisperOptions, WhisperStage};
 use crate::audio::SAMPLE_RATE;
+use crate::config::Config;
 use crate::error::Result;
 use crate::features::MelFrontend;
+use crate::features::mel::HOP_LENGTH;
+use crate::features::mel::MelFrame;
+use crate::models;
+use crate::separation::EnhancerFactory;
+use crate::separation::load_enhancer;
 use crate::vad::silero::CHUNK;
 use crate::vad::{Endpoint, EndpointConfig, EndpointReason, Endpointer, SileroModel, SileroVad};
 
 /// Audio kept before the first speech chunk for the second pass: the VAD is sure of speech only
 /// a few chunks in (more after its reset at an endpoint), and a soft first word is lost with less.
 const PREROLL_SAMPLES: u64 = SAMPLE_RATE as u64 * 4 / 5;
-
-/// Which recogniser writes the final text of an utterance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum FinalPass {
-    Whisper,
-    Transducer,
-}
 
 /// The models a live stream uses, loaded once and shared by every stream.
 #[derive(Clone)]
@@ -40,24 +40,48 @@ pub struct LiveEngines {
     /// Present when finals come from Whisper.
     pub whisper: Option<Arc<WhisperEngine>>,
     /// Enhancement in front of recognition (each stream gets its own enhancer).
-    pub enhancer: Option<crate::separation::EnhancerFactory>,
+    pub enhancer: Option<EnhancerFactory>,
+}
+
+/// The live engines and options a configuration asks for (after flag overrides), with its
+/// enhancer; what is missing is installed.
+pub fn setup(config: &Config) -> anyhow::Result<(LiveEngines, LiveOptions)> {
+    let rec = &config.recognition;
+    let mut engines = LiveEngines::load(
+        &rec.transducer,
+        rec.lookahead().map_err(anyhow::Error::msg)?,
+        rec.final_pass,
+        &rec.whisper,
+    )?;
+    engines.enhancer = load_enhancer(rec.enhance().map_err(anyhow::Error::msg)?.as_ref())?;
+    if !engines.transducer.model.config.trained {
+        eprintln!("hark: warning: {} is untrained: partials are meaningless", engines.transducer.name);
+    }
+    let opts = LiveOptions::from_config(config).map_err(anyhow::Error::msg)?;
+    Ok((engines, opts))
 }
 
 impl LiveEngines {
     /// Loads the transducer, the VAD and (for Whisper finals) Whisper, installing what is missing.
     /// `final_pass: None` means Whisper when it is installed, else the transducer.
-    pub fn load(transducer: &str, lookahead: Lookahead, final_pass: Option<FinalPass>, whisper: &str) -> Result<Self> {
+    pub fn load(
+        transducer: &str,
+        lookahead: Lookahead,
+        final_pass: Option<FinalPass>,
+        whisper: &str,
+    ) -> Result<Self> {
         let final_pass = final_pass.unwrap_or_else(|| {
-            let installed = crate::models::is_installed(&crate::models::model_root().join(whisper)) || std::path::Path::new(whisper).is_dir();
+            let installed = models::is_installed(&models::model_root().join(whisper))
+                || std::path::Path::new(whisper).is_dir();
             if installed { FinalPass::Whisper } else { FinalPass::Transducer }
         });
         let whisper = match final_pass {
-            FinalPass::Whisper => Some(WhisperEngine::load(&crate::models::resolve(whisper)?)?),
+            FinalPass::Whisper => Some(WhisperEngine::load(&models::resolve(whisper)?)?),
             FinalPass::Transducer => None,
         };
         Ok(Self {
-            transducer: TransducerEngine::load(&crate::models::resolve_transducer(transducer)?, lookahead)?,
-            vad: SileroModel::load(&crate::models::resolve("silero-vad")?)?,
+            transducer: TransducerEngine::load(&models::resolve_transducer(transducer)?, lookahead)?,
+            vad: SileroModel::load(&models::resolve("silero-vad")?)?,
             whisper,
             enhancer: None,
         })
@@ -77,10 +101,10 @@ pub struct LiveOptions {
 
 impl LiveOptions {
     /// The options a configuration asks for.
-    pub fn from_config(config: &crate::config::Config) -> std::result::Result<Self, String> {
+    pub fn from_config(config: &Config) -> std::result::Result<Self, String> {
         Ok(Self {
             endpoint: config.endpoint.clone(),
-            transducer: TransducerOptions { lookahead: config.recognition.lookahead()?, ..Default::default() },
+            transducer: TransducerOptions::default(),
             ..Default::default()
         })
     }
@@ -169,7 +193,8 @@ impl LiveTranscriber {
     }
 
     fn feed(&mut self, piece: &[f32], out: &mut Vec<Event>) -> Result<()> {
-        let clean: Vec<f32> = piece.iter().map(|s| if s.is_finite() { s.clamp(-1.0, 1.0) } else { 0.0 }).collect();
+        let clean: Vec<f32> =
+            piece.iter().map(|s| if s.is_finite() { s.clamp(-1.0, 1.0) } else { 0.0 }).collect();
         self.audio.extend_from_slice(&clean);
         self.position += clean.len() as u64;
         let mut frames = Vec::new();
@@ -180,7 +205,9 @@ impl LiveTranscriber {
         for p in probs {
             if let Some(endpoint) = self.endpointer.push(p, !self.partial.is_empty()) {
                 self.end_utterance(endpoint, out)?;
-            } else if let (Some(whisper), Some(((start, end), silence_ms))) = (&self.engines.whisper, self.endpointer.pending_speech()) {
+            } else if let (Some(whisper), Some(((start, end), silence_ms))) =
+                (&self.engines.whisper, self.endpointer.pending_speech())
+            {
                 let stale = self.speculative.as_ref().is_none_or(|(key, _)| *key != end);
                 if silence_ms >= SPECULATE_AFTER_MS && stale {
                     let event = self.whisper_final(whisper.clone(), start, end, self.position, false)?;
@@ -200,7 +227,7 @@ impl LiveTranscriber {
     }
 
     /// Mel frames → the transducer → a partial event when its text changed.
-    fn recognise(&mut self, frames: &[crate::features::mel::MelFrame], out: &mut Vec<Event>) -> Result<()> {
+    fn recognise(&mut self, frames: &[MelFrame], out: &mut Vec<Event>) -> Result<()> {
         if !frames.is_empty()
             && let Some(text) = self.transducer.push(frames)?
         {
@@ -214,8 +241,17 @@ impl LiveTranscriber {
         if self.partial.is_empty() {
             return;
         }
-        let start = self.endpointer.speech_start().unwrap_or(self.audio_start + PREROLL_SAMPLES.min(self.audio.len() as u64));
-        out.push(Event { kind: EventKind::Partial, text: self.partial.clone(), start: seconds(start), end: seconds(self.position), words: Vec::new() });
+        let start = self
+            .endpointer
+            .speech_start()
+            .unwrap_or(self.audio_start + PREROLL_SAMPLES.min(self.audio.len() as u64));
+        out.push(Event {
+            kind: EventKind::Partial,
+            text: self.partial.clone(),
+            start: seconds(start),
+            end: seconds(self.position),
+            words: Vec::new(),
+        });
     }
 
     /// The end of the stream: the last utterance's final, if it had speech.
@@ -229,7 +265,9 @@ impl LiveTranscriber {
     }
 
     fn end_utterance(&mut self, endpoint: Endpoint, out: &mut Vec<Event>) -> Result<()> {
-        let _span = tracing::debug_span!("endpoint", reason = ?endpoint.reason, end_s = seconds(endpoint.end)).entered();
+        let _span =
+            tracing::debug_span!("endpoint", reason = ?endpoint.reason, end_s = seconds(endpoint.end))
+                .entered();
         self.transducer.endpoint()?;
         // The VAD starts fresh too: its state carries the last speaker's level, and after a loud
         // speaker it can miss a quiet one entirely (seen with dev-real's fleurs-en-001 → 002).
@@ -244,7 +282,12 @@ impl LiveTranscriber {
             },
             (Some(_), None) => None,
             (None, speech) if speech.is_some() || endpoint.decoded => {
-                let text = transducer_finals.iter().map(|f| f.text.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
+                let text = transducer_finals
+                    .iter()
+                    .map(|f| f.text.trim())
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 let words: Vec<Word> = transducer_finals.into_iter().flat_map(|f| f.words).collect();
                 let (start, end) = speech.unwrap_or((endpoint.start, endpoint.end));
                 // The transducer may place a word a little outside the VAD's span.
@@ -262,7 +305,12 @@ impl LiveTranscriber {
         }
         // The next utterance keeps a little audio before its start, but none of this one's speech.
         let spoken_until = endpoint.speech.map_or(0, |(_, end)| end);
-        let keep_from = endpoint.end.saturating_sub(PREROLL_SAMPLES).max(spoken_until).max(self.audio_start).min(endpoint.end);
+        let keep_from = endpoint
+            .end
+            .saturating_sub(PREROLL_SAMPLES)
+            .max(spoken_until)
+            .max(self.audio_start)
+            .min(endpoint.end);
         self.audio.drain(..(keep_from - self.audio_start) as usize);
         self.audio_start = keep_from;
         self.partial.clear();
@@ -271,7 +319,14 @@ impl LiveTranscriber {
     }
 
     /// Re-decodes the utterance's audio with Whisper; `fallback` as in [`WhisperOptions`].
-    fn whisper_final(&self, whisper: Arc<WhisperEngine>, speech_start: u64, speech_end: u64, end: u64, fallback: bool) -> Result<Option<Event>> {
+    fn whisper_final(
+        &self,
+        whisper: Arc<WhisperEngine>,
+        speech_start: u64,
+        speech_end: u64,
+        end: u64,
+        fallback: bool,
+    ) -> Result<Option<Event>> {
         let from = speech_start.saturating_sub(PREROLL_SAMPLES).max(self.audio_start);
         let to = end.min(self.audio_start + self.audio.len() as u64);
         if to <= from {
@@ -280,21 +335,32 @@ impl LiveTranscriber {
         let audio = &self.audio[(from - self.audio_start) as usize..(to - self.audio_start) as usize];
         let mut frames = MelFrontend::compute(audio);
         for f in &mut frames {
-            f.index += from / crate::features::mel::HOP_LENGTH as u64;
+            f.index += from / HOP_LENGTH as u64;
         }
         let started = std::time::Instant::now();
         let mut stage = WhisperStage::new(whisper, WhisperOptions { fallback, ..self.opts.whisper.clone() });
         let mut segments = Vec::new();
         stage.push(&frames, &mut segments)?;
         stage.finish(&mut segments)?;
-        tracing::debug!(audio_s = seconds(to - from), decode_ms = started.elapsed().as_millis() as u64, "second pass");
-        let text = segments.iter().map(|s| s.text.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
+        tracing::debug!(
+            audio_s = seconds(to - from),
+            decode_ms = started.elapsed().as_millis() as u64,
+            "second pass"
+        );
+        let text =
+            segments.iter().map(|s| s.text.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
         if text.is_empty() {
             return Ok(None);
         }
         let confidence = segments.iter().map(|s| s.confidence).sum::<f32>() / segments.len() as f32;
         let (start, end) = (seconds(speech_start), seconds(speech_end));
-        Ok(Some(Event { kind: EventKind::Final, words: spread_words(&text, start, end, confidence), text, start, end }))
+        Ok(Some(Event {
+            kind: EventKind::Final,
+            words: spread_words(&text, start, end, confidence),
+            text,
+            start,
+            end,
+        }))
     }
 }
 

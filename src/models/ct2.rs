@@ -55,21 +55,20 @@ impl Ct2Variable {
     pub fn to_f32(&self) -> Vec<f32> {
         let d = &self.data;
         match self.dtype {
-            Ct2DType::F32 => d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Ct2DType::F16 => d
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Ct2DType::BF16 => d
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
+            Ct2DType::F32 => {
+                d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            }
+            Ct2DType::F16 => {
+                d.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
+            Ct2DType::BF16 => {
+                d.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
             Ct2DType::I8 => d.iter().map(|&b| b as i8 as f32).collect(),
             Ct2DType::I16 => d.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32).collect(),
-            Ct2DType::I32 => d
-                .chunks_exact(4)
-                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
-                .collect(),
+            Ct2DType::I32 => {
+                d.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32).collect()
+            }
         }
     }
 
@@ -97,7 +96,9 @@ impl Ct2Model {
     pub fn read(mut r: impl Read) -> Result<Self> {
         let version = read_u32(&mut r)?;
         if version != 6 {
-            return Err(Error::Model(format!("CTranslate2 model.bin version {version} is not supported (expected 6)")));
+            return Err(Error::Model(format!(
+                "CTranslate2 model.bin version {version} is not supported (expected 6)"
+            )));
         }
         let spec = read_name(&mut r)?;
         let revision = read_u32(&mut r)?;
@@ -106,7 +107,8 @@ impl Ct2Model {
         for _ in 0..count {
             let name = read_name(&mut r)?;
             let rank = read_u8(&mut r)? as usize;
-            let shape = (0..rank).map(|_| read_u32(&mut r).map(|d| d as usize)).collect::<Result<Vec<_>>>()?;
+            let shape =
+                (0..rank).map(|_| read_u32(&mut r).map(|d| d as usize)).collect::<Result<Vec<_>>>()?;
             let dtype = Ct2DType::from_code(read_u8(&mut r)?)?;
             let nbytes = read_u32(&mut r)? as usize;
             let expected = shape.iter().product::<usize>() * dtype.size();

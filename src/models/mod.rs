@@ -3,8 +3,8 @@
 //! safetensors once, and kept in the model directory.
 
 pub mod ct2;
-pub mod onnx;
 mod install;
+pub mod onnx;
 
 use std::path::{Path, PathBuf};
 
@@ -97,7 +97,11 @@ pub fn resolve(name_or_dir: &str) -> Result<PathBuf> {
         if is_installed(as_path) {
             return Ok(as_path.to_path_buf());
         }
-        return Err(Error::Model(format!("{} is not a model folder (needs {})", as_path.display(), MODEL_FILES.join(", "))));
+        return Err(Error::Model(format!(
+            "{} is not a model folder (needs {})",
+            as_path.display(),
+            MODEL_FILES.join(", ")
+        )));
     }
     let spec = find_spec(name_or_dir)?;
     let dir = model_root().join(&spec.name);
@@ -120,7 +124,9 @@ pub fn resolve_transducer(name_or_dir: &str) -> Result<PathBuf> {
         return Ok(as_path.to_path_buf());
     }
     if name_or_dir != DEFAULT_TRANSDUCER {
-        return Err(Error::Model(format!("unknown transducer model '{name_or_dir}' (give a model folder or {DEFAULT_TRANSDUCER})")));
+        return Err(Error::Model(format!(
+            "unknown transducer model '{name_or_dir}' (give a model folder or {DEFAULT_TRANSDUCER})"
+        )));
     }
     // A trained model: installed in the model directory, or shipped in the repository's models/.
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(DEFAULT_TRANSDUCER);
@@ -137,10 +143,14 @@ pub fn resolve_transducer(name_or_dir: &str) -> Result<PathBuf> {
     eprintln!("hark: building the untrained transducer {} from whisper-tiny.en's encoder", dir.display());
     let vocab = Vocabulary::characters();
     let mut config = TransducerConfig::tiny(vocab.len());
-    config.origin = "untrained: encoder from whisper-tiny.en (MIT), predictor/joiner/schedulers random (seed 0)".into();
+    config.origin =
+        "untrained: encoder from whisper-tiny.en (MIT), predictor/joiner/schedulers random (seed 0)".into();
     let mut tensors = init::random_tensors(&config, 0)?;
     init::load_whisper_encoder(&mut tensors, &whisper, &config)?;
-    let staging = tempfile::Builder::new().prefix(".ancat-").tempdir_in(model_root()).map_err(|e| Error::io(model_root(), e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".ancat-")
+        .tempdir_in(model_root())
+        .map_err(|e| Error::io(model_root(), e))?;
     init::save_model(staging.path(), &config, &tensors, &vocab)?;
     let staged = staging.keep();
     if let Err(e) = std::fs::rename(&staged, &dir) {

@@ -119,12 +119,16 @@ impl<'a> Iterator for Fields<'a> {
             let number = (key >> 3) as u32;
             let value = match key & 7 {
                 0 => Value::Varint(read_varint(&mut self.buf, self.what)?),
-                1 => Value::Fixed64(u64::from_le_bytes(take(&mut self.buf, 8, self.what)?.try_into().unwrap())),
+                1 => {
+                    Value::Fixed64(u64::from_le_bytes(take(&mut self.buf, 8, self.what)?.try_into().unwrap()))
+                }
                 2 => {
                     let n = read_varint(&mut self.buf, self.what)? as usize;
                     Value::Bytes(take(&mut self.buf, n, self.what)?)
                 }
-                5 => Value::Fixed32(u32::from_le_bytes(take(&mut self.buf, 4, self.what)?.try_into().unwrap())),
+                5 => {
+                    Value::Fixed32(u32::from_le_bytes(take(&mut self.buf, 4, self.what)?.try_into().unwrap()))
+                }
                 other => return Err(malformed(self.what, &format!("unsupported wire type {other}"))),
             };
             Ok((number, value))
@@ -167,26 +171,40 @@ fn read_tensor(buf: &[u8]) -> Result<Initializer> {
         match field? {
             (1, v) => push_ints(v, &mut dims, WHAT)?,
             (2, Value::Varint(v)) => data_type = v as i32,
-            (4, Value::Bytes(b)) => floats.extend(b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()))),
+            (4, Value::Bytes(b)) => {
+                floats.extend(b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())))
+            }
             (4, Value::Fixed32(v)) => floats.push(f32::from_bits(v)),
             (5, v) => push_ints(v, &mut ints, WHAT)?,
             (7, v) => push_ints(v, &mut int64s, WHAT)?,
             (8, Value::Bytes(b)) => name = string(b, WHAT)?,
             (9, Value::Bytes(b)) => raw = Some(b),
-            (13, _) | (14, Value::Varint(1)) => return Err(malformed(WHAT, "weights stored outside the file (external data) are not supported")),
+            (13, _) | (14, Value::Varint(1)) => {
+                return Err(malformed(
+                    WHAT,
+                    "weights stored outside the file (external data) are not supported",
+                ));
+            }
             _ => {}
         }
     }
-    let dims: Vec<usize> = dims.into_iter().map(|d| usize::try_from(d).map_err(|_| malformed(WHAT, "negative dimension"))).collect::<Result<_>>()?;
+    let dims: Vec<usize> = dims
+        .into_iter()
+        .map(|d| usize::try_from(d).map_err(|_| malformed(WHAT, "negative dimension")))
+        .collect::<Result<_>>()?;
     let count: usize = dims.iter().product();
     let data = match (data_type, raw) {
-        (FLOAT, Some(b)) => TensorData::F32(b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
+        (FLOAT, Some(b)) => {
+            TensorData::F32(b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+        }
         (FLOAT, None) => TensorData::F32(floats),
         (INT8, Some(b)) => TensorData::I8(b.iter().map(|&x| x as i8).collect()),
         (INT8, None) => TensorData::I8(ints.iter().map(|&x| x as i8).collect()),
         (UINT8, Some(b)) => TensorData::U8(b.to_vec()),
         (UINT8, None) => TensorData::U8(ints.iter().map(|&x| x as u8).collect()),
-        (INT64, Some(b)) => TensorData::I64(b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
+        (INT64, Some(b)) => {
+            TensorData::I64(b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
+        }
         (INT64, None) => TensorData::I64(int64s),
         (other, _) => return Err(malformed(WHAT, &format!("{name}: data type {other} is not supported"))),
     };

@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use crossbeam_channel::bounded;
 
-use super::{AudioChunk, CHANNEL_DEPTH, EnhanceStage, MelStage, RecognizerEvent, TransducerNode, WhisperNode, join, spawn_stage};
+use super::{
+    AudioChunk, CHANNEL_DEPTH, EnhanceStage, MelStage, RecognizerEvent, TransducerNode, WhisperNode, join,
+    spawn_stage,
+};
 use crate::asr::Segment;
 use crate::asr::transducer::search::Word;
 use crate::asr::transducer::{LookaheadHistogram, TransducerEngine, TransducerOptions};
@@ -38,7 +41,11 @@ pub struct Transcript {
 }
 
 /// Transcribes one file through the pipeline graph (decode → [enhance] → mel → recogniser).
-pub fn transcribe_file(path: &Path, recognizer: &Recognizer, enhance: Option<&EnhancerFactory>) -> Result<Transcript> {
+pub fn transcribe_file(
+    path: &Path,
+    recognizer: &Recognizer,
+    enhance: Option<&EnhancerFactory>,
+) -> Result<Transcript> {
     transcribe_file_with(path, recognizer, enhance, |_| {})
 }
 
@@ -58,14 +65,21 @@ pub fn transcribe_file_with(
     let (enhancer, audio_rx) = match enhance {
         Some(factory) => {
             let (enhanced_tx, enhanced_rx) = bounded(CHANNEL_DEPTH);
-            (Some(spawn_stage(EnhanceStage::new(factory.make_for_recognition()), audio_rx, enhanced_tx)), enhanced_rx)
+            (
+                Some(spawn_stage(EnhanceStage::new(factory.make_for_recognition()), audio_rx, enhanced_tx)),
+                enhanced_rx,
+            )
         }
         None => (None, audio_rx),
     };
     let mel = spawn_stage(MelStage::default(), audio_rx, mel_tx);
     let asr = match recognizer {
-        Recognizer::Whisper(engine, opts) => spawn_stage(WhisperNode::new(engine.clone(), opts.clone()), mel_rx, event_tx),
-        Recognizer::Transducer(engine, opts) => spawn_stage(TransducerNode::new(engine.clone(), *opts), mel_rx, event_tx),
+        Recognizer::Whisper(engine, opts) => {
+            spawn_stage(WhisperNode::new(engine.clone(), opts.clone()), mel_rx, event_tx)
+        }
+        Recognizer::Transducer(engine, opts) => {
+            spawn_stage(TransducerNode::new(engine.clone(), *opts), mel_rx, event_tx)
+        }
     };
     let collector = std::thread::spawn(move || {
         let mut t = Transcript::default();
@@ -78,7 +92,12 @@ pub fn transcribe_file_with(
                 RecognizerEvent::Partial(_) => {}
                 RecognizerEvent::Final(r) => {
                     if let (Some(first), Some(last)) = (r.words.first(), r.words.last()) {
-                        let segment = Segment { start: first.start, end: last.end, text: r.text.clone(), confidence: mean_confidence(&r.words) };
+                        let segment = Segment {
+                            start: first.start,
+                            end: last.end,
+                            text: r.text.clone(),
+                            confidence: mean_confidence(&r.words),
+                        };
                         on_segment(&segment);
                         t.segments.push(segment);
                     }
@@ -134,6 +153,11 @@ pub struct FileOutcome {
     pub wall_s: f64,
 }
 
+/// Files transcribed at once when not told: one per CPU core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
 /// Transcribes files on `jobs` workers, calling `on_done` (on the caller's thread) as each ends.
 pub fn transcribe_files(
     paths: &[PathBuf],
@@ -155,9 +179,12 @@ pub fn transcribe_files(
             scope.spawn(move || {
                 for (index, path) in work_rx.iter() {
                     let t0 = Instant::now();
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transcribe_file(&path, recognizer, enhance)))
-                        .unwrap_or_else(|_| Err(Error::Model("internal error while transcribing".into())));
-                    let _ = done_tx.send(FileOutcome { index, path, result, wall_s: t0.elapsed().as_secs_f64() });
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        transcribe_file(&path, recognizer, enhance)
+                    }))
+                    .unwrap_or_else(|_| Err(Error::Model("internal error while transcribing".into())));
+                    let _ =
+                        done_tx.send(FileOutcome { index, path, result, wall_s: t0.elapsed().as_secs_f64() });
                 }
             });
         }

@@ -61,7 +61,12 @@ pub struct LiveGraph {
 
 impl LiveGraph {
     /// Starts capturing from `device` (None: the default input) and transcribing.
-    pub fn start(device: Option<String>, engines: LiveEngines, opts: LiveOptions, stop: Arc<AtomicBool>) -> Result<Self> {
+    pub fn start(
+        device: Option<String>,
+        engines: LiveEngines,
+        opts: LiveOptions,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Self> {
         let (audio_tx, audio_rx) = bounded(LIVE_CHANNEL_DEPTH);
         let (event_tx, events) = bounded(LIVE_CHANNEL_DEPTH);
         let stats = Arc::new(CaptureStats::default());
@@ -75,7 +80,14 @@ impl LiveGraph {
         let (enhancer, audio_rx) = match &engines.enhancer {
             Some(factory) => {
                 let (enhanced_tx, enhanced_rx) = bounded(LIVE_CHANNEL_DEPTH);
-                (Some(spawn_stage(EnhanceStage::new(factory.make_for_recognition()), audio_rx, enhanced_tx)), enhanced_rx)
+                (
+                    Some(spawn_stage(
+                        EnhanceStage::new(factory.make_for_recognition()),
+                        audio_rx,
+                        enhanced_tx,
+                    )),
+                    enhanced_rx,
+                )
             }
             None => (None, audio_rx),
         };
@@ -98,7 +110,13 @@ impl LiveGraph {
 
 /// The capture thread: reads the device, resamples to 16 kHz, sends chunks; reopens a lost
 /// device with back-off (0.5 s doubling to 8 s) until stopped.
-fn capture_loop(first: Capture, device: Option<String>, tx: Sender<AudioChunk>, stop: Arc<AtomicBool>, stats: Arc<CaptureStats>) -> Result<()> {
+fn capture_loop(
+    first: Capture,
+    device: Option<String>,
+    tx: Sender<AudioChunk>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<CaptureStats>,
+) -> Result<()> {
     let mut capture = Some(first);
     let mut position = 0u64;
     let mut backoff = Duration::from_millis(500);
@@ -142,7 +160,10 @@ fn capture_loop(first: Capture, device: Option<String>, tx: Sender<AudioChunk>, 
             if dropped > 0 {
                 stats.dropped_samples.fetch_add(dropped, Ordering::Relaxed);
                 if last_drop_warning.elapsed() > Duration::from_secs(5) {
-                    tracing::warn!(dropped_s = dropped as f64 / SAMPLE_RATE as f64, "transcription is falling behind the microphone; audio dropped");
+                    tracing::warn!(
+                        dropped_s = dropped as f64 / SAMPLE_RATE as f64,
+                        "transcription is falling behind the microphone; audio dropped"
+                    );
                     last_drop_warning = Instant::now();
                 }
             }
@@ -159,7 +180,12 @@ fn capture_loop(first: Capture, device: Option<String>, tx: Sender<AudioChunk>, 
     Ok(())
 }
 
-fn reopen(device: &Option<String>, capture: &mut Option<Capture>, backoff: &mut Duration, stats: &CaptureStats) -> Result<()> {
+fn reopen(
+    device: &Option<String>,
+    capture: &mut Option<Capture>,
+    backoff: &mut Duration,
+    stats: &CaptureStats,
+) -> Result<()> {
     match Capture::open(device.as_deref()) {
         Ok(c) => {
             tracing::warn!(device = %c.device, "input device reopened");

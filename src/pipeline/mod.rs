@@ -5,10 +5,13 @@
 
 pub mod batch;
 pub mod live;
-pub mod tts;
 mod stages;
+pub mod tts;
 
-pub use batch::{FileOutcome, Recognizer, Transcript, transcribe_file, transcribe_file_with, transcribe_files};
+pub use batch::{
+    FileOutcome, Recognizer, Transcript, default_jobs, transcribe_file, transcribe_file_with,
+    transcribe_files,
+};
 pub use stages::{EnhanceStage, MelStage, RecognizerEvent, TransducerNode, WhisperNode};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -39,7 +42,11 @@ pub const CHANNEL_DEPTH: usize = 16;
 
 /// Runs a stage on its own thread. The thread ends when its input closes (after `finish`) or on
 /// the first error, which it returns; either way its output closes, so downstream nodes finish.
-pub fn spawn_stage<S: Stage>(mut stage: S, rx: Receiver<S::In>, tx: Sender<S::Out>) -> JoinHandle<Result<()>> {
+pub fn spawn_stage<S: Stage>(
+    mut stage: S,
+    rx: Receiver<S::In>,
+    tx: Sender<S::Out>,
+) -> JoinHandle<Result<()>> {
     std::thread::Builder::new()
         .name(S::NAME.into())
         .spawn(move || {

@@ -10,6 +10,7 @@ use crate::asr::whisper::{WhisperEngine, WhisperOptions, WhisperStage};
 use crate::error::Result;
 use crate::features::MelFrontend;
 use crate::features::mel::MelFrame;
+use crate::separation::Enhancer;
 
 /// Audio → log-mel frames (each carrying its frame index, i.e. its stream time).
 #[derive(Default)]
@@ -112,12 +113,12 @@ impl Stage for TransducerNode {
 /// 16 kHz audio → the same audio enhanced (denoised or one speaker kept), aligned sample for
 /// sample: the chunks it emits carry their own stream positions.
 pub struct EnhanceStage {
-    enhancer: Box<dyn crate::separation::Enhancer>,
+    enhancer: Box<dyn Enhancer>,
     emitted: u64,
 }
 
 impl EnhanceStage {
-    pub fn new(enhancer: Box<dyn crate::separation::Enhancer>) -> Self {
+    pub fn new(enhancer: Box<dyn Enhancer>) -> Self {
         Self { enhancer, emitted: 0 }
     }
 

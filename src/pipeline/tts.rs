@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::error::Error;
 use crate::asr::transducer::init::Rng;
+use crate::error::Error;
 use crate::tts::synth::SentenceFrames;
 use crate::tts::{SpeechOptions, SpokenSentence, Tts};
 
@@ -18,7 +18,9 @@ use crate::tts::{SpeechOptions, SpokenSentence, Tts};
 pub enum SpeechEvent {
     Sentence(SpokenSentence),
     /// All the text was spoken (`samples` in total).
-    Done { samples: usize },
+    Done {
+        samples: usize,
+    },
     /// The request failed (bad text or options) or was stopped; nothing more follows.
     Failed(Error),
 }
@@ -60,13 +62,19 @@ impl TtsNode {
                     for s in frames_rx.iter() {
                         let audio = tts.vocode(&s.frames, &mut noise)?;
                         samples += audio.len();
-                        tx.send(SpeechEvent::Sentence(SpokenSentence { text: s.text, phonemes: s.phonemes, samples: audio }))
-                            .map_err(|_| Error::InvalidInput("nobody is listening".into()))?;
+                        tx.send(SpeechEvent::Sentence(SpokenSentence {
+                            text: s.text,
+                            phonemes: s.phonemes,
+                            samples: audio,
+                        }))
+                        .map_err(|_| Error::InvalidInput("nobody is listening".into()))?;
                     }
                     Ok(())
                 })();
                 drop(frames_rx);
-                let modelled = model.join().unwrap_or_else(|_| Err(Error::Model("the TTS model thread panicked".into())));
+                let modelled = model
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Model("the TTS model thread panicked".into())));
                 // The vocoder's own error first: the model's would only say nobody was listening.
                 let _ = tx.send(match vocoded.and(modelled) {
                     Ok(_) => SpeechEvent::Done { samples },

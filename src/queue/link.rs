@@ -24,7 +24,11 @@ pub struct Link {
 
 /// Errors that a new connection (after a pause) can cure.
 pub fn is_transient(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() || matches!(e.code(), Some("LOADING" | "TRYAGAIN" | "MASTERDOWN"))
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(e.code(), Some("LOADING" | "TRYAGAIN" | "MASTERDOWN"))
 }
 
 /// `redis://user:secret@host/` → `redis://user:***@host/`.
@@ -46,7 +50,8 @@ impl Link {
     /// connects on first use. `patience`: how long a command keeps retrying (`None` = until
     /// `stop` is set, or forever).
     pub fn new(url: &str, patience: Option<Duration>, stop: Option<Arc<AtomicBool>>) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).with_context(|| format!("--redis {}: not a Redis URL", without_password(url)))?;
+        let client = redis::Client::open(url)
+            .with_context(|| format!("--redis {}: not a Redis URL", without_password(url)))?;
         Ok(Self { client, conn: None, shown: without_password(url), patience, stop })
     }
 
@@ -55,7 +60,10 @@ impl Link {
     }
 
     /// Runs `f` on the connection, reconnecting and retrying while the failure is transient.
-    pub fn run<T>(&mut self, mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>) -> anyhow::Result<T> {
+    pub fn run<T>(
+        &mut self,
+        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> anyhow::Result<T> {
         let started = Instant::now();
         let mut delay = FIRST_DELAY;
         let mut warned = false;
@@ -78,11 +86,18 @@ impl Link {
                         continue;
                     }
                     Err(e) if is_transient(&e) => e,
-                    Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot connect to Redis at {}", self.shown))),
+                    Err(e) => {
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("cannot connect to Redis at {}", self.shown)));
+                    }
                 },
             };
             if self.patience.is_some_and(|p| started.elapsed() >= p) {
-                bail!("Redis at {} did not answer for {:.0} s: {error}", self.shown, started.elapsed().as_secs_f64());
+                bail!(
+                    "Redis at {} did not answer for {:.0} s: {error}",
+                    self.shown,
+                    started.elapsed().as_secs_f64()
+                );
             }
             if self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                 bail!("stopped while Redis at {} was unreachable: {error}", self.shown);
@@ -112,7 +127,8 @@ mod tests {
     fn a_server_that_never_answers_is_an_error_after_the_patience() {
         // A loopback port nothing listens on: connection refused, retried, then given up.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut link = Link::new(&format!("redis://127.0.0.1:{port}"), Some(Duration::from_millis(300)), None).unwrap();
+        let mut link =
+            Link::new(&format!("redis://127.0.0.1:{port}"), Some(Duration::from_millis(300)), None).unwrap();
         let err = link.run(|c| redis::cmd("PING").query::<String>(c)).unwrap_err().to_string();
         assert!(err.contains("did not answer"), "{err}");
         let err = Link::new("http://example.com", None, None).err().expect("not a Redis URL");

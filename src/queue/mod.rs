@@ -110,7 +110,8 @@ impl Job {
 /// Creates the consumer group (and the stream) if they do not exist yet. From ID 0: jobs
 /// submitted before the first worker started are delivered too.
 pub fn ensure_group(conn: &mut redis::Connection, keys: &QueueKeys) -> redis::RedisResult<()> {
-    let created: redis::RedisResult<()> = redis::cmd("XGROUP").arg("CREATE").arg(&keys.jobs).arg(GROUP).arg("0").arg("MKSTREAM").query(conn);
+    let created: redis::RedisResult<()> =
+        redis::cmd("XGROUP").arg("CREATE").arg(&keys.jobs).arg(GROUP).arg("0").arg("MKSTREAM").query(conn);
     match created {
         Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
         other => other,
@@ -133,7 +134,8 @@ mod tests {
 
     #[test]
     fn a_job_survives_its_stream_entry() {
-        for audio in [JobAudio::Path("/data/a b.flac".into()), JobAudio::Inline(vec![0, 159, 146, 150, 255])] {
+        for audio in [JobAudio::Path("/data/a b.flac".into()), JobAudio::Inline(vec![0, 159, 146, 150, 255])]
+        {
             let job = Job { id: "1-0".into(), name: "a b.flac".into(), audio };
             let fields = job.fields();
             let e = entry(&fields.iter().map(|(k, v)| (*k, v.as_slice())).collect::<Vec<_>>());
@@ -145,7 +147,11 @@ mod tests {
     fn entries_that_are_not_jobs_say_what_is_missing() {
         assert!(Job::from_entry(&entry(&[("path", b"/a.wav")])).unwrap_err().contains("'name'"));
         assert!(Job::from_entry(&entry(&[("name", b"a.wav")])).unwrap_err().contains("neither"));
-        assert!(Job::from_entry(&entry(&[("name", b"a"), ("path", b"/a"), ("audio", b"x")])).unwrap_err().contains("both"));
+        assert!(
+            Job::from_entry(&entry(&[("name", b"a"), ("path", b"/a"), ("audio", b"x")]))
+                .unwrap_err()
+                .contains("both")
+        );
     }
 
     #[test]

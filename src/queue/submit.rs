@@ -49,7 +49,12 @@ pub fn job_for(file: &Path, inline_bytes: u64) -> Result<Job, String> {
 }
 
 /// Enqueues one job per file, in order. A file that cannot be read is reported, not enqueued.
-pub fn submit(link: &mut Link, keys: &QueueKeys, files: &[PathBuf], inline_bytes: u64) -> anyhow::Result<Vec<Submitted>> {
+pub fn submit(
+    link: &mut Link,
+    keys: &QueueKeys,
+    files: &[PathBuf],
+    inline_bytes: u64,
+) -> anyhow::Result<Vec<Submitted>> {
     link.run(|c| ensure_group(c, keys))?;
     let mut out = Vec::with_capacity(files.len());
     for file in files {
@@ -79,15 +84,26 @@ pub fn states(link: &mut Link, keys: &QueueKeys, ids: &[String]) -> anyhow::Resu
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let (results, errors): (Vec<Option<String>>, Vec<Option<String>>) =
-        link.run(|c| redis::pipe().cmd("HMGET").arg(&keys.results).arg(ids).cmd("HMGET").arg(&keys.errors).arg(ids).query(c))?;
+    let (results, errors): (Vec<Option<String>>, Vec<Option<String>>) = link.run(|c| {
+        redis::pipe()
+            .cmd("HMGET")
+            .arg(&keys.results)
+            .arg(ids)
+            .cmd("HMGET")
+            .arg(&keys.errors)
+            .arg(ids)
+            .query(c)
+    })?;
     results
         .into_iter()
         .zip(errors)
         .zip(ids)
         .map(|((result, error), id)| {
             Ok(match (result, error) {
-                (Some(json), _) => JobState::Done(serde_json::from_str(&json).with_context(|| format!("job {id}: the stored result is not a transcript"))?),
+                (Some(json), _) => JobState::Done(
+                    serde_json::from_str(&json)
+                        .with_context(|| format!("job {id}: the stored result is not a transcript"))?,
+                ),
                 (None, Some(e)) => JobState::Failed(e),
                 (None, None) => JobState::Waiting,
             })

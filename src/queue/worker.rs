@@ -63,7 +63,13 @@ fn unix_now() -> u64 {
 
 /// Runs until `stop` is set (SIGTERM): each of `jobs` threads finishes the job it holds, then
 /// the worker leaves the group. `ready` is called once the worker is in the group.
-pub fn run(opts: &WorkerOptions, recognizer: &Recognizer, enhancer: Option<&EnhancerFactory>, stop: Arc<AtomicBool>, ready: impl FnOnce()) -> anyhow::Result<WorkerTotals> {
+pub fn run(
+    opts: &WorkerOptions,
+    recognizer: &Recognizer,
+    enhancer: Option<&EnhancerFactory>,
+    stop: Arc<AtomicBool>,
+    ready: impl FnOnce(),
+) -> anyhow::Result<WorkerTotals> {
     let keys = QueueKeys::new(&opts.queue)?;
     let mut link = Link::new(&opts.redis, None, Some(stop.clone()))?;
     let me = keys.worker(&opts.name);
@@ -71,7 +77,14 @@ pub fn run(opts: &WorkerOptions, recognizer: &Recognizer, enhancer: Option<&Enha
         ensure_group(c, &keys)?;
         redis::pipe()
             .sadd(&keys.workers, &opts.name)
-            .hset_multiple(&me, &[("state", "running".to_string()), ("started", unix_now().to_string()), ("jobs", opts.jobs.to_string())])
+            .hset_multiple(
+                &me,
+                &[
+                    ("state", "running".to_string()),
+                    ("started", unix_now().to_string()),
+                    ("jobs", opts.jobs.to_string()),
+                ],
+            )
             .query::<()>(c)
     })?;
     ready();
@@ -85,7 +98,15 @@ pub fn run(opts: &WorkerOptions, recognizer: &Recognizer, enhancer: Option<&Enha
             .map(|_| {
                 let (keys, in_flight, stop, totals) = (&keys, in_flight.clone(), stop.clone(), &totals);
                 scope.spawn(move || -> anyhow::Result<()> {
-                    let mut lane = Lane { opts, keys, link: Link::new(&opts.redis, None, Some(stop.clone()))?, cursor: "0-0".into(), in_flight, recognizer, enhancer };
+                    let mut lane = Lane {
+                        opts,
+                        keys,
+                        link: Link::new(&opts.redis, None, Some(stop.clone()))?,
+                        cursor: "0-0".into(),
+                        in_flight,
+                        recognizer,
+                        enhancer,
+                    };
                     while !stop.load(Ordering::Relaxed) {
                         match lane.next_job() {
                             Ok(Some((entry, deliveries))) => {
@@ -125,7 +146,8 @@ pub fn run(opts: &WorkerOptions, recognizer: &Recognizer, enhancer: Option<&Enha
     let name = opts.name.clone();
     let mut leave = Link::new(&opts.redis, Some(Duration::from_secs(5)), None)?;
     let left = leave.run(|c| {
-        let pending: StreamPendingCountReply = redis::cmd("XPENDING").arg(&keys.jobs).arg(GROUP).arg("-").arg("+").arg(1).arg(&name).query(c)?;
+        let pending: StreamPendingCountReply =
+            redis::cmd("XPENDING").arg(&keys.jobs).arg(GROUP).arg("-").arg("+").arg(1).arg(&name).query(c)?;
         if pending.ids.is_empty() {
             redis::cmd("XGROUP").arg("DELCONSUMER").arg(&keys.jobs).arg(GROUP).arg(&name).query::<()>(c)?;
         }
@@ -158,7 +180,14 @@ fn heartbeat(opts: &WorkerOptions, keys: &QueueKeys, in_flight: &Mutex<HashSet<S
         let beat = link.run(|c| {
             let mut pipe = redis::pipe();
             for id in &ids {
-                pipe.cmd("XCLAIM").arg(&keys.jobs).arg(GROUP).arg(&opts.name).arg(0).arg(id).arg("JUSTID").ignore();
+                pipe.cmd("XCLAIM")
+                    .arg(&keys.jobs)
+                    .arg(GROUP)
+                    .arg(&opts.name)
+                    .arg(0)
+                    .arg(id)
+                    .arg("JUSTID")
+                    .ignore();
             }
             pipe.hset(keys.worker(&opts.name), "last_seen", unix_now()).ignore();
             pipe.query::<()>(c)
@@ -198,22 +227,48 @@ impl Lane<'_> {
         let claim_ms = opts.claim_idle.as_millis() as u64;
         let cursor = self.cursor.clone();
         let claimed: StreamAutoClaimReply = self.link.run(|c| {
-            with_group(c, keys, |c| redis::cmd("XAUTOCLAIM").arg(&keys.jobs).arg(GROUP).arg(&opts.name).arg(claim_ms).arg(&cursor).arg("COUNT").arg(1).query(c))
+            with_group(c, keys, |c| {
+                redis::cmd("XAUTOCLAIM")
+                    .arg(&keys.jobs)
+                    .arg(GROUP)
+                    .arg(&opts.name)
+                    .arg(claim_ms)
+                    .arg(&cursor)
+                    .arg("COUNT")
+                    .arg(1)
+                    .query(c)
+            })
         })?;
         self.cursor = claimed.next_stream_id.clone();
         if let Some(entry) = claimed.claimed.into_iter().next() {
             let id = entry.id.clone();
-            let pending: StreamPendingCountReply = self.link.run(|c| redis::cmd("XPENDING").arg(&keys.jobs).arg(GROUP).arg(&id).arg(&id).arg(1).query(c))?;
+            let pending: StreamPendingCountReply = self.link.run(|c| {
+                redis::cmd("XPENDING").arg(&keys.jobs).arg(GROUP).arg(&id).arg(&id).arg(1).query(c)
+            })?;
             let deliveries = pending.ids.first().map_or(1, |p| p.times_delivered);
             tracing::info!(job = %id, deliveries, "reclaimed a job left pending");
             return Ok(Some((entry, deliveries)));
         }
         let read: Option<StreamReadReply> = self.link.run(|c| {
             with_group(c, keys, |c| {
-                redis::cmd("XREADGROUP").arg("GROUP").arg(GROUP).arg(&opts.name).arg("COUNT").arg(1).arg("BLOCK").arg(READ_BLOCK_MS).arg("STREAMS").arg(&keys.jobs).arg(">").query(c)
+                redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(GROUP)
+                    .arg(&opts.name)
+                    .arg("COUNT")
+                    .arg(1)
+                    .arg("BLOCK")
+                    .arg(READ_BLOCK_MS)
+                    .arg("STREAMS")
+                    .arg(&keys.jobs)
+                    .arg(">")
+                    .query(c)
             })
         })?;
-        Ok(read.and_then(|r| r.keys.into_iter().next()).and_then(|k| k.ids.into_iter().next()).map(|e| (e, 1)))
+        Ok(read
+            .and_then(|r| r.keys.into_iter().next())
+            .and_then(|k| k.ids.into_iter().next())
+            .map(|e| (e, 1)))
     }
 
     fn process(&mut self, entry: &StreamId, deliveries: usize) -> anyhow::Result<Outcome> {
@@ -224,13 +279,22 @@ impl Lane<'_> {
             Err(why) => return self.dead_letter(&id, "?", &format!("not a hark job: {why}"), deliveries),
         };
         if deliveries > self.opts.max_attempts as usize {
-            let last: Option<String> = self.link.run(|c| redis::cmd("HGET").arg(&keys.failures).arg(format!("{id}:error")).query(c))?;
-            let why = last.unwrap_or_else(|| format!("given to a worker {} times, and none finished it (each died or was killed)", deliveries - 1));
+            let last: Option<String> = self
+                .link
+                .run(|c| redis::cmd("HGET").arg(&keys.failures).arg(format!("{id}:error")).query(c))?;
+            let why = last.unwrap_or_else(|| {
+                format!(
+                    "given to a worker {} times, and none finished it (each died or was killed)",
+                    deliveries - 1
+                )
+            });
             return self.dead_letter(&id, &job.name, &why, deliveries - 1);
         }
         let done: bool = self.link.run(|c| redis::cmd("HEXISTS").arg(&keys.results).arg(&id).query(c))?;
         if done {
-            self.link.run(|c| redis::pipe().xack(&keys.jobs, GROUP, &[&id]).xdel(&keys.jobs, &[&id]).query::<()>(c))?;
+            self.link.run(|c| {
+                redis::pipe().xack(&keys.jobs, GROUP, &[&id]).xdel(&keys.jobs, &[&id]).query::<()>(c)
+            })?;
             return Ok(Outcome::Skipped);
         }
         self.in_flight.lock().expect("in flight").insert(id.clone());
@@ -275,7 +339,18 @@ impl Lane<'_> {
                 }
                 // Idle as if its worker had died: the next XAUTOCLAIM (any worker's) takes it.
                 let idle_ms = self.opts.claim_idle.as_millis() as u64;
-                self.link.run(|c| redis::cmd("XCLAIM").arg(&keys.jobs).arg(GROUP).arg(&self.opts.name).arg(0).arg(&id).arg("IDLE").arg(idle_ms).arg("JUSTID").query::<()>(c))?;
+                self.link.run(|c| {
+                    redis::cmd("XCLAIM")
+                        .arg(&keys.jobs)
+                        .arg(GROUP)
+                        .arg(&self.opts.name)
+                        .arg(0)
+                        .arg(&id)
+                        .arg("IDLE")
+                        .arg(idle_ms)
+                        .arg("JUSTID")
+                        .query::<()>(c)
+                })?;
                 Ok(Outcome::Retry)
             }
         }
@@ -313,7 +388,11 @@ impl Lane<'_> {
 
 /// Runs `f`; when the group is missing (the stream was deleted, or Redis restarted without its
 /// data), creates it and runs `f` again.
-fn with_group<T>(c: &mut redis::Connection, keys: &QueueKeys, f: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>) -> redis::RedisResult<T> {
+fn with_group<T>(
+    c: &mut redis::Connection,
+    keys: &QueueKeys,
+    f: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+) -> redis::RedisResult<T> {
     match f(c) {
         Err(e) if e.code() == Some("NOGROUP") => {
             ensure_group(c, keys)?;
@@ -324,14 +403,30 @@ fn with_group<T>(c: &mut redis::Connection, keys: &QueueKeys, f: impl Fn(&mut re
 }
 
 /// Transcribes a job's audio; a panic in a stage is this job's error, not the worker's end.
-fn transcribe_job(job: &Job, recognizer: &Recognizer, enhancer: Option<&EnhancerFactory>) -> Result<Transcript, String> {
-    let run = |path: &Path| std::panic::catch_unwind(AssertUnwindSafe(|| transcribe_file(path, recognizer, enhancer))).map_err(|_| "the recogniser panicked on this file".to_string())?.map_err(|e| e.to_string());
+fn transcribe_job(
+    job: &Job,
+    recognizer: &Recognizer,
+    enhancer: Option<&EnhancerFactory>,
+) -> Result<Transcript, String> {
+    let run = |path: &Path| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| transcribe_file(path, recognizer, enhancer)))
+            .map_err(|_| "the recogniser panicked on this file".to_string())?
+            .map_err(|e| e.to_string())
+    };
     match &job.audio {
         JobAudio::Path(path) => run(path),
         JobAudio::Inline(bytes) => {
             // The decoder probes by content and by extension: keep the submitted file's.
-            let ext = Path::new(&job.name).extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
-            let file = tempfile::Builder::new().prefix("hark-job-").suffix(&ext).tempfile().context("a temporary file for the job's audio").map_err(|e| format!("{e:#}"))?;
+            let ext = Path::new(&job.name)
+                .extension()
+                .map(|e| format!(".{}", e.to_string_lossy()))
+                .unwrap_or_default();
+            let file = tempfile::Builder::new()
+                .prefix("hark-job-")
+                .suffix(&ext)
+                .tempfile()
+                .context("a temporary file for the job's audio")
+                .map_err(|e| format!("{e:#}"))?;
             std::fs::write(file.path(), bytes).map_err(|e| format!("writing the job's audio: {e}"))?;
             run(file.path())
         }

@@ -12,7 +12,14 @@ pub mod voicefilter;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use anyhow::Context;
+
+use crate::audio::FileSource;
+use crate::audio::Resampler;
+use crate::audio::SAMPLE_RATE;
+use crate::audio::WavOut;
 use crate::error::{Error, Result};
+use crate::models;
 
 /// A streaming enhancer of 16 kHz mono audio. Output sample i corresponds to input sample i:
 /// `process` hands out what is final (it lags the input by at most the latency) and `finish`
@@ -64,7 +71,11 @@ impl FromStr for EnhanceMode {
                 Some(name) if !name.is_empty() => Ok(Self::Target(name.to_string())),
                 _ => Err(Error::InvalidInput(format!(
                     "unknown enhancement '{s}': use denoise (GTCRN), denoise:rnnoise or target:NAME (a speaker enrolled with `hark enroll`){}",
-                    if s == "two-speakers" { "; two-speakers is for `hark separate` (two outputs), not in front of recognition" } else { "" }
+                    if s == "two-speakers" {
+                        "; two-speakers is for `hark separate` (two outputs), not in front of recognition"
+                    } else {
+                        ""
+                    }
                 ))),
             },
         }
@@ -88,16 +99,23 @@ pub enum EnhancerFactory {
     Target(Arc<voicefilter::VoiceFilter>, Arc<Vec<f32>>),
 }
 
+/// The enhancer an `--enhance` option asks for, loaded (and installed on first use).
+pub fn load_enhancer(mode: Option<&EnhanceMode>) -> anyhow::Result<Option<EnhancerFactory>> {
+    mode.map(|m| EnhancerFactory::load(m).with_context(|| format!("loading the {m} enhancer"))).transpose()
+}
+
 impl EnhancerFactory {
     /// Loads what `mode` needs, installing the model on first use.
     pub fn load(mode: &EnhanceMode) -> Result<Self> {
         match mode {
-            EnhanceMode::Denoise => Ok(Self::Gtcrn(Arc::new(gtcrn::Gtcrn::load(&crate::models::resolve("gtcrn")?)?))),
+            EnhanceMode::Denoise => {
+                Ok(Self::Gtcrn(Arc::new(gtcrn::Gtcrn::load(&models::resolve("gtcrn")?)?)))
+            }
             EnhanceMode::DenoiseRnnoise => Ok(Self::Rnnoise),
             EnhanceMode::Target(name) => {
                 // The speaker first: a missing enrolment is the user's to fix, before any install.
                 let speaker = voicefilter::load_speaker(name)?;
-                let model = voicefilter::VoiceFilter::load(&crate::models::resolve("voicefilter-lite")?)?;
+                let model = voicefilter::VoiceFilter::load(&models::resolve("voicefilter-lite")?)?;
                 Ok(Self::Target(Arc::new(model), Arc::new(speaker.embedding)))
             }
         }
@@ -118,7 +136,10 @@ impl EnhancerFactory {
         match self {
             Self::Gtcrn(model) => Box::new(gtcrn::GtcrnEnhancer::new(model.clone())),
             Self::Rnnoise => Box::new(rnnoise::RnnoiseEnhancer::new()),
-            Self::Target(model, embedding) => Box::new(voicefilter::VoiceFilterEnhancer::new(model.clone(), embedding).expect("embeddings are checked when loaded")),
+            Self::Target(model, embedding) => Box::new(
+                voicefilter::VoiceFilterEnhancer::new(model.clone(), embedding)
+                    .expect("embeddings are checked when loaded"),
+            ),
         }
     }
 }
@@ -127,20 +148,20 @@ impl EnhancerFactory {
 /// each as long as the input. Returns the recording's duration in seconds.
 pub fn separate_file(input: &std::path::Path, dir: &std::path::Path) -> Result<f64> {
     let model = mossformer::TwoSpeakerSeparator::load(&mossformer::resolve_separator()?)?;
-    let audio = crate::audio::FileSource::open(input)?.read_all()?;
+    let audio = FileSource::open(input)?.read_all()?;
     if audio.is_empty() {
         return Err(Error::EmptyAudio);
     }
     let rate = model.config.sample_rate;
-    let resample = crate::audio::Resampler::resample_all;
-    let low = resample(&audio, crate::audio::SAMPLE_RATE, rate)?;
+    let resample = Resampler::resample_all;
+    let low = resample(&audio, SAMPLE_RATE, rate)?;
     let parts = model.separate_long(&low)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     // Both files are complete before either is renamed into place.
     let mut outs = Vec::new();
     for (i, part) in parts.iter().enumerate() {
-        let mut wav = crate::audio::WavOut::create(&dir.join(format!("speaker-{}.wav", i + 1)))?;
-        let mut back = resample(part, rate, crate::audio::SAMPLE_RATE)?;
+        let mut wav = WavOut::create(&dir.join(format!("speaker-{}.wav", i + 1)))?;
+        let mut back = resample(part, rate, SAMPLE_RATE)?;
         back.resize(audio.len(), 0.0);
         wav.write(&back)?;
         outs.push(wav);
@@ -148,21 +169,26 @@ pub fn separate_file(input: &std::path::Path, dir: &std::path::Path) -> Result<f
     for wav in outs {
         wav.commit()?;
     }
-    Ok(audio.len() as f64 / crate::audio::SAMPLE_RATE as f64)
+    Ok(audio.len() as f64 / SAMPLE_RATE as f64)
 }
 
 /// Streams a recording through an enhancer into a 16 kHz WAV file, chunk by chunk. The file is
 /// written beside `output` under a temporary name and renamed when complete, so a failure or an
 /// interruption never leaves a half-written file. `progress(seconds_done)` is called per chunk
 /// and returns false to stop (Ctrl-C): then nothing is written.
-pub fn enhance_file(input: &std::path::Path, output: &std::path::Path, enhancer: &mut dyn Enhancer, mut progress: impl FnMut(f64) -> bool) -> Result<f64> {
-    let mut source = crate::audio::FileSource::open(input)?;
-    let mut writer = crate::audio::WavOut::create(output)?;
+pub fn enhance_file(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    enhancer: &mut dyn Enhancer,
+    mut progress: impl FnMut(f64) -> bool,
+) -> Result<f64> {
+    let mut source = FileSource::open(input)?;
+    let mut writer = WavOut::create(output)?;
     let mut received = 0usize;
     while let Some(chunk) = source.next_chunk()? {
         received += chunk.len();
         writer.write(&enhancer.process(&chunk))?;
-        if !progress(received as f64 / crate::audio::SAMPLE_RATE as f64) {
+        if !progress(received as f64 / SAMPLE_RATE as f64) {
             return Err(Error::InvalidInput("interrupted; no output written".into()));
         }
     }
@@ -171,7 +197,7 @@ pub fn enhance_file(input: &std::path::Path, output: &std::path::Path, enhancer:
     }
     writer.write(&enhancer.finish())?;
     writer.commit()?;
-    Ok(received as f64 / crate::audio::SAMPLE_RATE as f64)
+    Ok(received as f64 / SAMPLE_RATE as f64)
 }
 
 /// An enhancer's output with a share of its input added back ("observation adding", Iwamoto

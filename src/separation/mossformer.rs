@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 // The differentiable LayerNorm the training code uses (candle's fused one has no backward).
+use crate::asr::transducer::init::Rng;
+use crate::models;
 use crate::train::layers::layer_norm;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,7 +45,18 @@ pub struct SeparatorConfig {
 
 impl Default for SeparatorConfig {
     fn default() -> Self {
-        Self { sample_rate: 8000, window: 16, filters: 256, dim: 128, expand: 256, qk_dim: 64, blocks: 4, chunk: 100, conv_kernel: 17, speakers: 2 }
+        Self {
+            sample_rate: 8000,
+            window: 16,
+            filters: 256,
+            dim: 128,
+            expand: 256,
+            qk_dim: 64,
+            blocks: 4,
+            chunk: 100,
+            conv_kernel: 17,
+            speakers: 2,
+        }
     }
 }
 
@@ -85,7 +98,7 @@ pub fn parameter_shapes(c: &SeparatorConfig) -> Vec<(String, Vec<usize>)> {
 
 /// Seeded initial weights (uniform ±1/√fan_in for matrices; norms at 1/0; q/k scales near 1).
 pub fn init(c: &SeparatorConfig, seed: u64) -> Result<HashMap<String, Tensor>> {
-    let mut rng = crate::asr::transducer::init::Rng::new(seed);
+    let mut rng = Rng::new(seed);
     let mut out = HashMap::new();
     for (name, shape) in parameter_shapes(c) {
         let n: usize = shape.iter().product();
@@ -97,14 +110,14 @@ pub fn init(c: &SeparatorConfig, seed: u64) -> Result<HashMap<String, Tensor>> {
             (0..n).map(|_| 1.0 + 0.02 * rng.normal()).collect()
         } else {
             let fan_in = *shape.last().unwrap() as f32;
-            let scale = if name.ends_with("conv.weight") { 1.0 / c.conv_kernel as f32 } else { 1.0 / fan_in.sqrt() };
+            let scale =
+                if name.ends_with("conv.weight") { 1.0 / c.conv_kernel as f32 } else { 1.0 / fan_in.sqrt() };
             (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) * scale).collect()
         };
         out.insert(name, Tensor::from_vec(values, shape.as_slice(), &Device::Cpu)?);
     }
     Ok(out)
 }
-
 
 fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     // One [rows, in] × [in, out] product rather than a broadcast batch of them: not every GPU
@@ -127,7 +140,14 @@ fn depthwise_conv(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let (b, t, d) = x.dims3()?;
     let k = w.dim(0)?;
     let half = k / 2;
-    let padded = Tensor::cat(&[&Tensor::zeros((b, half, d), x.dtype(), x.device())?, x, &Tensor::zeros((b, k - 1 - half, d), x.dtype(), x.device())?], 1)?;
+    let padded = Tensor::cat(
+        &[
+            &Tensor::zeros((b, half, d), x.dtype(), x.device())?,
+            x,
+            &Tensor::zeros((b, k - 1 - half, d), x.dtype(), x.device())?,
+        ],
+        1,
+    )?;
     let mut acc = padded.narrow(1, 0, t)?.broadcast_mul(&w.get(0)?)?;
     for i in 1..k {
         acc = (acc + padded.narrow(1, i, t)?.broadcast_mul(&w.get(i)?)?)?;
@@ -155,7 +175,9 @@ impl Separator<'_> {
         let v = silu(&linear(&h, w("to_v.weight")?, Some(w("to_v.bias")?))?)?.broadcast_mul(frame_mask)?;
         let z = silu(&linear(&h, w("to_z.weight")?, Some(w("to_z.bias")?))?)?;
         let (scale, offset) = (w("qk_scale")?, w("qk_offset")?);
-        let qk = |i: usize| -> Result<Tensor> { Ok(z.broadcast_mul(&scale.get(i)?)?.broadcast_add(&offset.get(i)?)?) };
+        let qk = |i: usize| -> Result<Tensor> {
+            Ok(z.broadcast_mul(&scale.get(i)?)?.broadcast_add(&offset.get(i)?)?)
+        };
         let (q_local, k_local) = (qk(0)?, qk(1)?.broadcast_mul(frame_mask)?);
         let (q_global, k_global) = (qk(2)?, qk(3)?.broadcast_mul(frame_mask)?);
         let (bsz, t, _) = x.dims3()?;
@@ -182,12 +204,28 @@ impl Separator<'_> {
         let frames = len.div_ceil(hop) + 1;
         let padded_frames = frames.div_ceil(c.chunk) * c.chunk;
         let total = (padded_frames + 1) * hop;
-        let x = Tensor::cat(&[&Tensor::zeros((bsz, hop), DType::F32, mixture.device())?, mixture, &Tensor::zeros((bsz, total - hop - len), DType::F32, mixture.device())?], 1)?;
+        let x = Tensor::cat(
+            &[
+                &Tensor::zeros((bsz, hop), DType::F32, mixture.device())?,
+                mixture,
+                &Tensor::zeros((bsz, total - hop - len), DType::F32, mixture.device())?,
+            ],
+            1,
+        )?;
         let halves = x.reshape((bsz, padded_frames + 1, hop))?;
-        let windows = Tensor::cat(&[&halves.narrow(1, 0, padded_frames)?, &halves.narrow(1, 1, padded_frames)?], 2)?;
+        let windows =
+            Tensor::cat(&[&halves.narrow(1, 0, padded_frames)?, &halves.narrow(1, 1, padded_frames)?], 2)?;
         let encoded = linear(&windows, self.w("encoder.weight")?, None)?.relu()?; // [B, T, N]
-        let frame_mask = Tensor::from_vec((0..padded_frames).map(|i| if i < frames { 1f32 } else { 0.0 }).collect::<Vec<_>>(), (1, padded_frames, 1), mixture.device())?;
-        let mut h = linear(&layer_norm(&encoded, self.w("in_norm.weight")?, self.w("in_norm.bias")?)?, self.w("in_proj.weight")?, Some(self.w("in_proj.bias")?))?;
+        let frame_mask = Tensor::from_vec(
+            (0..padded_frames).map(|i| if i < frames { 1f32 } else { 0.0 }).collect::<Vec<_>>(),
+            (1, padded_frames, 1),
+            mixture.device(),
+        )?;
+        let mut h = linear(
+            &layer_norm(&encoded, self.w("in_norm.weight")?, self.w("in_norm.bias")?)?,
+            self.w("in_proj.weight")?,
+            Some(self.w("in_proj.bias")?),
+        )?;
         for b in 0..c.blocks {
             h = self.block(b, &h, &frame_mask, frames)?;
         }
@@ -218,15 +256,26 @@ impl TwoSpeakerSeparator {
     pub fn load(dir: &Path) -> Result<Self> {
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Model(format!("{}: {e}", config_path.display())))?;
-        let config: SeparatorConfig = serde_json::from_value(value["separator"].clone()).map_err(|e| Error::Model(format!("{}: {e}", config_path.display())))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::Model(format!("{}: {e}", config_path.display())))?;
+        let config: SeparatorConfig = serde_json::from_value(value["separator"].clone())
+            .map_err(|e| Error::Model(format!("{}: {e}", config_path.display())))?;
         let path = dir.join("model.safetensors");
-        let weights = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
-        let weights = weights.into_iter().map(|(k, v)| v.to_dtype(DType::F32).map(|v| (k, v))).collect::<candle_core::Result<HashMap<String, Tensor>>>()?;
+        let weights = candle_core::safetensors::load(&path, &Device::Cpu)
+            .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        let weights = weights
+            .into_iter()
+            .map(|(k, v)| v.to_dtype(DType::F32).map(|v| (k, v)))
+            .collect::<candle_core::Result<HashMap<String, Tensor>>>()?;
         for (name, shape) in parameter_shapes(&config) {
             match weights.get(&name) {
                 Some(t) if t.dims() == shape.as_slice() => {}
-                _ => return Err(Error::Model(format!("{}: {name} is missing or has the wrong shape", path.display()))),
+                _ => {
+                    return Err(Error::Model(format!(
+                        "{}: {name} is missing or has the wrong shape",
+                        path.display()
+                    )));
+                }
             }
         }
         Ok(Self { config, weights })
@@ -242,7 +291,9 @@ impl TwoSpeakerSeparator {
         let model = Separator { config: &self.config, weights: &self.weights };
         let x = Tensor::from_slice(mixture, (1, mixture.len()), &Device::Cpu)?;
         let y = model.forward(&x)?.squeeze(0)?;
-        Ok((0..self.config.speakers).map(|s| y.get(s).and_then(|t| t.to_vec1::<f32>())).collect::<candle_core::Result<_>>()?)
+        Ok((0..self.config.speakers)
+            .map(|s| y.get(s).and_then(|t| t.to_vec1::<f32>()))
+            .collect::<candle_core::Result<_>>()?)
     }
 }
 
@@ -252,12 +303,14 @@ pub const DEFAULT_SEPARATOR: &str = "separator-2spk";
 
 pub fn resolve_separator() -> Result<std::path::PathBuf> {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(DEFAULT_SEPARATOR);
-    for dir in [crate::models::model_root().join(DEFAULT_SEPARATOR), shipped] {
+    for dir in [models::model_root().join(DEFAULT_SEPARATOR), shipped] {
         if dir.join("config.json").is_file() && dir.join("model.safetensors").is_file() {
             return Ok(dir);
         }
     }
-    Err(Error::Model(format!("the two-speaker separator is missing: train it with models/train/make-separator-2spk.sh (it is written to models/{DEFAULT_SEPARATOR})")))
+    Err(Error::Model(format!(
+        "the two-speaker separator is missing: train it with models/train/make-separator-2spk.sh (it is written to models/{DEFAULT_SEPARATOR})"
+    )))
 }
 
 /// Seconds per piece when a long recording is separated piece by piece, and their overlap.

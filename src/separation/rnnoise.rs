@@ -7,6 +7,7 @@ use nnnoiseless::DenoiseState;
 
 use super::Enhancer;
 use crate::audio::Resampler;
+use crate::audio::SAMPLE_RATE;
 
 const RATE: u32 = 48_000;
 const FRAME: usize = DenoiseState::FRAME_SIZE;
@@ -37,8 +38,8 @@ impl RnnoiseEnhancer {
     pub fn new() -> Self {
         Self {
             state: DenoiseState::new(),
-            up: Resampler::with_chunk(crate::audio::SAMPLE_RATE, RATE, BLOCK).expect("fixed rates"),
-            down: Resampler::with_chunk(RATE, crate::audio::SAMPLE_RATE, BLOCK * 3).expect("fixed rates"),
+            up: Resampler::with_chunk(SAMPLE_RATE, RATE, BLOCK).expect("fixed rates"),
+            down: Resampler::with_chunk(RATE, SAMPLE_RATE, BLOCK * 3).expect("fixed rates"),
             pending: Vec::new(),
             to_trim: FRAME,
             received: 0,

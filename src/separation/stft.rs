@@ -57,7 +57,11 @@ impl StreamingStft {
 
     /// numpy's `hanning(n) ** 0.5`: the square root of a symmetric Hann window.
     pub fn sqrt_hann_symmetric(n: usize) -> Vec<f32> {
-        (0..n).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64).cos()).sqrt() as f32).collect()
+        (0..n)
+            .map(|i| {
+                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64).cos()).sqrt() as f32
+            })
+            .collect()
     }
 
     /// Samples from the input's start to the moment its last sample can be final: one window.
@@ -135,7 +139,8 @@ impl StreamingStft {
         let mut out = Vec::with_capacity(end.saturating_sub(self.emitted));
         for n in self.emitted..end {
             let i = n + offset - self.synth_start;
-            let (x, e) = (self.synth.get(i).copied().unwrap_or(0.0), self.envelope.get(i).copied().unwrap_or(0.0));
+            let (x, e) =
+                (self.synth.get(i).copied().unwrap_or(0.0), self.envelope.get(i).copied().unwrap_or(0.0));
             out.push(if e > f32::MIN_POSITIVE { x / e } else { x });
         }
         self.emitted = self.emitted.max(end);

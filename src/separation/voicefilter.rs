@@ -20,7 +20,10 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use super::Enhancer;
 use crate::error::{Error, Result};
+use crate::features::mel;
+use crate::models;
 use crate::models::onnx::{Node, OnnxModel, TensorData};
+use crate::train::layers;
 
 const RATE: f64 = 16_000.0;
 // Mask predictor front end (from the model's metadata).
@@ -83,7 +86,11 @@ fn nodes<'a>(model: &'a OnnxModel, op: &str, expected: usize) -> Result<Vec<&'a 
     Ok(n)
 }
 
-fn put(out: &mut HashMap<String, Tensor>, name: String, (values, dims): (Vec<f32>, Vec<usize>)) -> Result<()> {
+fn put(
+    out: &mut HashMap<String, Tensor>,
+    name: String,
+    (values, dims): (Vec<f32>, Vec<usize>),
+) -> Result<()> {
     out.insert(name, Tensor::from_vec(values, dims.as_slice(), &Device::Cpu)?);
     Ok(())
 }
@@ -91,7 +98,8 @@ fn put(out: &mut HashMap<String, Tensor>, name: String, (values, dims): (Vec<f32
 /// The LSTMs (`DynamicQuantizeLSTM`: W `[1, in, 4H]`, R `[1, H, 4H]`, B `[1, 8H]`, gates i, o, f, c).
 fn lstms(model: &OnnxModel, prefix: &str, expected: usize, out: &mut HashMap<String, Tensor>) -> Result<()> {
     for (l, node) in nodes(model, "DynamicQuantizeLSTM", expected)?.into_iter().enumerate() {
-        let input = |i: usize| node.inputs.get(i).map(String::as_str).ok_or_else(|| bad("LSTM inputs".into()));
+        let input =
+            |i: usize| node.inputs.get(i).map(String::as_str).ok_or_else(|| bad("LSTM inputs".into()));
         let (w, wd) = dequantise(model, input(1)?, input(8)?, input(9)?)?;
         let (r, rd) = dequantise(model, input(2)?, input(10)?, input(11)?)?;
         let (b, _) = init_f32(model, input(3)?)?;
@@ -106,10 +114,16 @@ fn lstms(model: &OnnxModel, prefix: &str, expected: usize, out: &mut HashMap<Str
 }
 
 /// The dense layers (`MatMulInteger` on a dynamically quantised input), in graph order.
-fn denses(model: &OnnxModel, names: &[(&str, Option<&str>)], prefix: &str, out: &mut HashMap<String, Tensor>) -> Result<()> {
+fn denses(
+    model: &OnnxModel,
+    names: &[(&str, Option<&str>)],
+    prefix: &str,
+    out: &mut HashMap<String, Tensor>,
+) -> Result<()> {
     for (node, (name, bias)) in nodes(model, "MatMulInteger", names.len())?.into_iter().zip(names) {
         let q = &node.inputs[1];
-        let base = q.strip_suffix("_quantized").ok_or_else(|| bad(format!("{q} is not a quantised weight")))?;
+        let base =
+            q.strip_suffix("_quantized").ok_or_else(|| bad(format!("{q} is not a quantised weight")))?;
         let (w, dims) = dequantise(model, q, &format!("{base}_scale"), &format!("{base}_zero_point"))?;
         put(out, format!("{prefix}{name}.weight"), (w, dims))?;
         if let Some(bias) = bias {
@@ -125,7 +139,12 @@ pub fn named_tensors(mask: &OnnxModel, embedder: &OnnxModel) -> Result<HashMap<S
     let mut out = HashMap::new();
     denses(
         mask,
-        &[("alpha.0", Some("model.alpha_head.0.bias")), ("alpha.2", None), ("in_proj", Some("model.in_proj.bias")), ("out_proj", Some("model.out_proj.bias"))],
+        &[
+            ("alpha.0", Some("model.alpha_head.0.bias")),
+            ("alpha.2", None),
+            ("in_proj", Some("model.in_proj.bias")),
+            ("out_proj", Some("model.out_proj.bias")),
+        ],
         "",
         &mut out,
     )?;
@@ -135,12 +154,16 @@ pub fn named_tensors(mask: &OnnxModel, embedder: &OnnxModel) -> Result<HashMap<S
     lstms(mask, "", LAYERS, &mut out)?;
     lstms(embedder, "emb.", LAYERS, &mut out)?;
     denses(embedder, &[("proj", Some("proj.linear_layer.bias"))], "emb.", &mut out)?;
-    let fb = crate::features::mel::slaney_filters(RATE, N_FFT, N_MELS);
+    let fb = mel::slaney_filters(RATE, N_FFT, N_MELS);
     let bins = N_FFT / 2 + 1;
     let pinv = pseudo_inverse(&fb, 0.1);
     put(&mut out, "mel.fb".into(), (fb.concat(), vec![N_MELS, bins]))?;
     put(&mut out, "mel.pinv".into(), (pinv, vec![bins, N_MELS]))?;
-    put(&mut out, "emb.mel.fb".into(), (crate::features::mel::slaney_filters(RATE, EMB_N_FFT, EMB_MELS).concat(), vec![EMB_MELS, EMB_N_FFT / 2 + 1]))?;
+    put(
+        &mut out,
+        "emb.mel.fb".into(),
+        (mel::slaney_filters(RATE, EMB_N_FFT, EMB_MELS).concat(), vec![EMB_MELS, EMB_N_FFT / 2 + 1]),
+    )?;
     Ok(out)
 }
 
@@ -159,7 +182,10 @@ pub fn pseudo_inverse(a: &[Vec<f32>], rcond: f64) -> Vec<f32> {
         v[i * m + i] = 1.0;
     }
     for _sweep in 0..100 {
-        let off: f64 = (0..m).flat_map(|i| (0..m).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| g[i * m + j] * g[i * m + j]).sum();
+        let off: f64 = (0..m)
+            .flat_map(|i| (0..m).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| g[i * m + j] * g[i * m + j])
+            .sum();
         if off < 1e-22 {
             break;
         }
@@ -244,7 +270,11 @@ impl Lstm {
         let gates = (x.matmul(&self.w)? + h.matmul(&self.r)?)?.broadcast_add(&self.b)?;
         let hn = self.hidden;
         let gate = |i: usize| gates.narrow(D::Minus1, i * hn, hn);
-        let (i, o, f) = (candle_nn::ops::sigmoid(&gate(0)?)?, candle_nn::ops::sigmoid(&gate(1)?)?, candle_nn::ops::sigmoid(&gate(2)?)?);
+        let (i, o, f) = (
+            candle_nn::ops::sigmoid(&gate(0)?)?,
+            candle_nn::ops::sigmoid(&gate(1)?)?,
+            candle_nn::ops::sigmoid(&gate(2)?)?,
+        );
         let cell = gate(3)?.tanh()?;
         let c = ((f * c)? + (i * cell)?)?;
         let h = (o * c.tanh()?)?;
@@ -271,11 +301,28 @@ pub struct VoiceFilter {
 impl VoiceFilter {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("model.safetensors");
-        let t = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
-        let get = |n: &str| t.get(n).cloned().ok_or_else(|| Error::Model(format!("{}: {n} is missing", path.display())));
-        let dense = |n: &str, bias: bool| -> Result<Dense> { Ok(Dense { weight: get(&format!("{n}.weight"))?, bias: if bias { Some(get(&format!("{n}.bias"))?) } else { None } }) };
+        let t = candle_core::safetensors::load(&path, &Device::Cpu)
+            .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        let get = |n: &str| {
+            t.get(n).cloned().ok_or_else(|| Error::Model(format!("{}: {n} is missing", path.display())))
+        };
+        let dense = |n: &str, bias: bool| -> Result<Dense> {
+            Ok(Dense {
+                weight: get(&format!("{n}.weight"))?,
+                bias: if bias { Some(get(&format!("{n}.bias"))?) } else { None },
+            })
+        };
         let lstm = |prefix: &str, hidden: usize| -> Result<Vec<Lstm>> {
-            (0..LAYERS).map(|l| Ok(Lstm { w: get(&format!("{prefix}lstm.{l}.w"))?, r: get(&format!("{prefix}lstm.{l}.r"))?, b: get(&format!("{prefix}lstm.{l}.b"))?, hidden })).collect()
+            (0..LAYERS)
+                .map(|l| {
+                    Ok(Lstm {
+                        w: get(&format!("{prefix}lstm.{l}.w"))?,
+                        r: get(&format!("{prefix}lstm.{l}.r"))?,
+                        b: get(&format!("{prefix}lstm.{l}.b"))?,
+                        hidden,
+                    })
+                })
+                .collect()
         };
         Ok(Self {
             alpha0: dense("alpha.0", true)?,
@@ -297,12 +344,17 @@ impl VoiceFilter {
     /// 80 frames every 40, each through the encoder and L2-normalised, averaged, normalised again.
     pub fn embed(&self, audio: &[f32]) -> Result<Vec<f32>> {
         if audio.len() < RATE as usize / 10 {
-            return Err(Error::InvalidInput(format!("enrolment audio of {:.2} s is too short: at least 0.1 s (better 3–10 s) of the speaker alone", audio.len() as f64 / RATE)));
+            return Err(Error::InvalidInput(format!(
+                "enrolment audio of {:.2} s is too short: at least 0.1 s (better 3–10 s) of the speaker alone",
+                audio.len() as f64 / RATE
+            )));
         }
         let bins = EMB_N_FFT / 2 + 1;
         // librosa's periodic Hamming window, centred in the 512-point frame.
         let offset = (EMB_N_FFT - EMB_WIN) / 2;
-        let window: Vec<f32> = (0..EMB_WIN).map(|i| (0.54 - 0.46 * (2.0 * std::f64::consts::PI * i as f64 / EMB_WIN as f64).cos()) as f32).collect();
+        let window: Vec<f32> = (0..EMB_WIN)
+            .map(|i| (0.54 - 0.46 * (2.0 * std::f64::consts::PI * i as f64 / EMB_WIN as f64).cos()) as f32)
+            .collect();
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(EMB_N_FFT);
         let (mut frame, mut spec) = (vec![0f32; EMB_N_FFT], fft.make_output_vec());
         let mut feats: Vec<[f32; EMB_MELS]> = Vec::new();
@@ -316,7 +368,8 @@ impl VoiceFilter {
             let power: Vec<f32> = spec.iter().map(|c| c.norm_sqr()).collect();
             let mut mel = [0f32; EMB_MELS];
             for (m, v) in mel.iter_mut().enumerate() {
-                let e: f32 = self.emb_fb[m * bins..(m + 1) * bins].iter().zip(&power).map(|(a, b)| a * b).sum();
+                let e: f32 =
+                    self.emb_fb[m * bins..(m + 1) * bins].iter().zip(&power).map(|(a, b)| a * b).sum();
                 *v = (e + 1e-10).log10();
             }
             feats.push(mel);
@@ -327,7 +380,8 @@ impl VoiceFilter {
         }
         let windows = 1 + (feats.len() - EMB_WINDOW) / EMB_STRIDE;
         // All windows run as one batch through the LSTMs.
-        let mut h = vec![Tensor::zeros((windows, EMB_HIDDEN), candle_core::DType::F32, &Device::Cpu)?; LAYERS];
+        let mut h =
+            vec![Tensor::zeros((windows, EMB_HIDDEN), candle_core::DType::F32, &Device::Cpu)?; LAYERS];
         let mut c = h.clone();
         for t in 0..EMB_WINDOW {
             let rows: Vec<f32> = (0..windows).flat_map(|w| feats[w * EMB_STRIDE + t]).collect();
@@ -372,11 +426,16 @@ pub struct VoiceFilterEnhancer {
 impl VoiceFilterEnhancer {
     pub fn new(model: Arc<VoiceFilter>, embedding: &[f32]) -> Result<Self> {
         if embedding.len() != EMBEDDING_DIM {
-            return Err(Error::InvalidInput(format!("a speaker embedding has {EMBEDDING_DIM} values, not {}", embedding.len())));
+            return Err(Error::InvalidInput(format!(
+                "a speaker embedding has {EMBEDDING_DIM} values, not {}",
+                embedding.len()
+            )));
         }
         let mut planner = RealFftPlanner::new();
         // numpy's hanning(640): symmetric.
-        let hann: Vec<f32> = (0..WIN).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (WIN - 1) as f64).cos()) as f32).collect();
+        let hann: Vec<f32> = (0..WIN)
+            .map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (WIN - 1) as f64).cos()) as f32)
+            .collect();
         let mut wss = vec![0f32; BUFFER];
         for t in 0..SPAN {
             for i in 0..WIN {
@@ -417,7 +476,13 @@ impl VoiceFilterEnhancer {
         self.fft.process(&mut frame, &mut spec).expect("FFT sizes are fixed");
         let bins = N_FFT / 2 + 1;
         let power: Vec<f32> = spec.iter().map(|c| c.norm_sqr()).collect();
-        let log_mel: Vec<f32> = (0..N_MELS).map(|k| (m.mel_fb[k * bins..(k + 1) * bins].iter().zip(&power).map(|(a, b)| a * b).sum::<f32>() + LOG_FLOOR).ln()).collect();
+        let log_mel: Vec<f32> = (0..N_MELS)
+            .map(|k| {
+                (m.mel_fb[k * bins..(k + 1) * bins].iter().zip(&power).map(|(a, b)| a * b).sum::<f32>()
+                    + LOG_FLOOR)
+                    .ln()
+            })
+            .collect();
         self.context.push_back(log_mel.clone());
         if self.context.len() > STACK {
             self.context.pop_front();
@@ -429,9 +494,12 @@ impl VoiceFilterEnhancer {
         }
         // The noise-type head sees the current frame only.
         let current = Tensor::from_slice(&log_mel, (1, N_MELS), &Device::Cpu)?;
-        let f_adapt = candle_nn::ops::sigmoid(&m.alpha2.forward(&m.alpha0.forward(&current)?.relu()?)?)?.flatten_all()?.to_vec1::<f32>()?[0];
-        let x = Tensor::cat(&[&Tensor::from_vec(stacked, (1, STACK * N_MELS), &Device::Cpu)?, &self.dvec], 1)?;
-        let mut x = crate::train::layers::layer_norm(&m.in_proj.forward(&x)?, &m.norm_weight, &m.norm_bias)?;
+        let f_adapt = candle_nn::ops::sigmoid(&m.alpha2.forward(&m.alpha0.forward(&current)?.relu()?)?)?
+            .flatten_all()?
+            .to_vec1::<f32>()?[0];
+        let x =
+            Tensor::cat(&[&Tensor::from_vec(stacked, (1, STACK * N_MELS), &Device::Cpu)?, &self.dvec], 1)?;
+        let mut x = layers::layer_norm(&m.in_proj.forward(&x)?, &m.norm_weight, &m.norm_bias)?;
         for (l, lstm) in m.lstm.iter().enumerate() {
             let (h, c) = lstm.step(&x, &self.h[l], &self.c[l])?;
             x = h.clone();
@@ -451,7 +519,12 @@ impl VoiceFilterEnhancer {
             .collect();
         let new_spec: Vec<Complex32> = (0..bins)
             .map(|b| {
-                let mag2 = m.mel_pinv[b * N_MELS..(b + 1) * N_MELS].iter().zip(&enhanced).map(|(a, e)| a * e).sum::<f32>().max(0.0);
+                let mag2 = m.mel_pinv[b * N_MELS..(b + 1) * N_MELS]
+                    .iter()
+                    .zip(&enhanced)
+                    .map(|(a, e)| a * e)
+                    .sum::<f32>()
+                    .max(0.0);
                 let phase = spec[b].arg();
                 Complex32::from_polar(mag2.sqrt(), phase)
             })
@@ -516,7 +589,11 @@ impl Enhancer for VoiceFilterEnhancer {
         let padding = (HOP - self.pending.len() % HOP) % HOP + LAG.div_ceil(HOP) * HOP;
         let mut out = self.run(&vec![0.0; padding]).expect("VoiceFilter-Lite step");
         out.resize(missing, 0.0);
-        let fresh = Self::new(self.model.clone(), &self.dvec.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("embedding")).expect("same shapes");
+        let fresh = Self::new(
+            self.model.clone(),
+            &self.dvec.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("embedding"),
+        )
+        .expect("same shapes");
         *self = fresh;
         out
     }
@@ -530,12 +607,19 @@ impl Enhancer for VoiceFilterEnhancer {
 
 /// Where `hark enroll` keeps speakers: `$HARK_SPEAKERS`, else `speakers/` beside the models.
 pub fn speakers_dir() -> PathBuf {
-    std::env::var_os("HARK_SPEAKERS").map(PathBuf::from).unwrap_or_else(|| crate::models::model_root().with_file_name("speakers"))
+    std::env::var_os("HARK_SPEAKERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| models::model_root().with_file_name("speakers"))
 }
 
 pub fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(Error::InvalidInput(format!("speaker name '{name}': use 1–64 letters, digits, '-' or '_'")));
+    if name.is_empty()
+        || name.len() > 64
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(Error::InvalidInput(format!(
+            "speaker name '{name}': use 1–64 letters, digits, '-' or '_'"
+        )));
     }
     Ok(())
 }
@@ -555,7 +639,8 @@ pub fn save_speaker(speaker: &Speaker) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let path = dir.join(format!("{}.json", speaker.name));
     let tmp = dir.join(format!(".{}.json.part", speaker.name));
-    std::fs::write(&tmp, serde_json::to_string_pretty(speaker).expect("serialisable")).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(speaker).expect("serialisable"))
+        .map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     Ok(path)
 }
@@ -563,8 +648,14 @@ pub fn save_speaker(speaker: &Speaker) -> Result<PathBuf> {
 pub fn load_speaker(name: &str) -> Result<Speaker> {
     check_name(name)?;
     let path = speakers_dir().join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).map_err(|_| Error::InvalidInput(format!("no speaker '{name}' is enrolled ({} is missing): run `hark enroll {name} RECORDING` first", path.display())))?;
-    let speaker: Speaker = serde_json::from_str(&text).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        Error::InvalidInput(format!(
+            "no speaker '{name}' is enrolled ({} is missing): run `hark enroll {name} RECORDING` first",
+            path.display()
+        ))
+    })?;
+    let speaker: Speaker =
+        serde_json::from_str(&text).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
     if speaker.embedding.len() != EMBEDDING_DIM || speaker.embedding.iter().any(|v| !v.is_finite()) {
         return Err(Error::Model(format!("{}: not a valid speaker embedding", path.display())));
     }

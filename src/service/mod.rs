@@ -28,8 +28,12 @@ use tokio::sync::{broadcast, watch};
 
 use crate::asr::whisper::WhisperEngine;
 use crate::config::Config;
+use crate::live;
 use crate::live::{LiveEngines, LiveOptions};
+use crate::models;
 use crate::pipeline::live::{CaptureStats, LiveGraph};
+use crate::separation::EnhanceMode;
+use crate::tts::Tts;
 use metrics::Metrics;
 
 /// What every request handler shares.
@@ -45,7 +49,7 @@ pub struct AppState {
     pub mic_events: Option<broadcast::Sender<String>>,
     pub capture_stats: Arc<CaptureStats>,
     /// The text-to-speech voice, loaded by the first `/v1/audio/speech` request.
-    pub tts: Arc<std::sync::Mutex<Option<Arc<crate::tts::Tts>>>>,
+    pub tts: Arc<std::sync::Mutex<Option<Arc<Tts>>>>,
 }
 
 impl AppState {
@@ -61,7 +65,8 @@ impl AppState {
 /// A JSON error body in OpenAI's shape.
 pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
     let kind = if status.is_server_error() { "server_error" } else { "invalid_request_error" };
-    (status, axum::Json(serde_json::json!({"error": {"message": message.into(), "type": kind}}))).into_response()
+    (status, axum::Json(serde_json::json!({"error": {"message": message.into(), "type": kind}})))
+        .into_response()
 }
 
 fn notify(states: &[sd_notify::NotifyState]) {
@@ -70,7 +75,12 @@ fn notify(states: &[sd_notify::NotifyState]) {
     }
 }
 
-pub fn serve(config_path: Option<PathBuf>, listen: Option<String>, wyoming: Option<String>, enhance: Option<crate::separation::EnhanceMode>) -> anyhow::Result<i32> {
+pub fn serve(
+    config_path: Option<PathBuf>,
+    listen: Option<String>,
+    wyoming: Option<String>,
+    enhance: Option<EnhanceMode>,
+) -> anyhow::Result<i32> {
     let mut config = Config::load(config_path.as_deref())?;
     if let Some(l) = listen {
         config.server.listen = l;
@@ -82,24 +92,32 @@ pub fn serve(config_path: Option<PathBuf>, listen: Option<String>, wyoming: Opti
     if let Some(e) = enhance {
         config.recognition.enhance = Some(e.to_string());
     }
-    let (engines, _) = crate::cli::live_setup(&config)?;
+    let (engines, _) = live::setup(&config)?;
     let whisper = match &engines.whisper {
         Some(w) => w.clone(),
-        None => WhisperEngine::load(&crate::models::resolve(&config.recognition.whisper)?)?,
+        None => WhisperEngine::load(&models::resolve(&config.recognition.whisper)?)?,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("hark-http").build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("hark-http").build()?;
     runtime.block_on(run(config, config_path, engines, whisper))
 }
 
-async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines, whisper: Arc<WhisperEngine>) -> anyhow::Result<i32> {
+async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    engines: LiveEngines,
+    whisper: Arc<WhisperEngine>,
+) -> anyhow::Result<i32> {
     let addr: SocketAddr = config.server.listen.parse()?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let wyoming_listener = match &config.wyoming.listen {
-        Some(uri) => {
-            let addr = wyoming::parse_listen(uri).map_err(anyhow::Error::msg)?;
-            Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for Wyoming"))?)
-        }
+    let wyoming_listener = match config.wyoming.address().map_err(anyhow::Error::msg)? {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for Wyoming"))?,
+        ),
         None => None,
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -110,7 +128,12 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
     let mut capture_thread = None;
     let mic_events = if config.capture.enabled {
         let (tx, _) = broadcast::channel(256);
-        let graph = LiveGraph::start(config.capture.device.clone(), engines.clone(), live_options(&config), capture_stop.clone())?;
+        let graph = LiveGraph::start(
+            config.capture.device.clone(),
+            engines.clone(),
+            live_options(&config),
+            capture_stop.clone(),
+        )?;
         capture_stats = graph.stats.clone();
         let events_tx = tx.clone();
         capture_thread = Some(std::thread::spawn(move || {
@@ -157,7 +180,10 @@ async fn run(config: Config, config_path: Option<PathBuf>, engines: LiveEngines,
     // READY must not meet the default action, which kills the process.
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&format!("listening on {local}"))]);
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("listening on {local}")),
+    ]);
     if let Some(period) = sd_notify::watchdog_enabled() {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period / 2);
@@ -222,7 +248,11 @@ async fn reload_on_sighup(state: Arc<AppState>, path: Option<PathBuf>, mut hup: 
 async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let token = state.config.read().expect("config lock").server.token.clone();
     if let Some(token) = token {
-        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         if given != Some(token.as_str()) {
             state.metrics.rejected_total.fetch_add(1, Ordering::Relaxed);
             return json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
@@ -241,7 +271,10 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 async fn events(State(state): State<Arc<AppState>>) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let Some(tx) = &state.mic_events else {
-        return json_error(StatusCode::NOT_FOUND, "the microphone is not enabled ([capture] enabled = true in the config)");
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "the microphone is not enabled ([capture] enabled = true in the config)",
+        );
     };
     let rx = tx.subscribe();
     let shutdown = state.shutdown.clone();

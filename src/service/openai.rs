@@ -17,6 +17,8 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, json_error};
+use crate::asr::Segment;
+use crate::audio::SAMPLE_RATE;
 use crate::output::{Format, render};
 use crate::pipeline::{Recognizer, Transcript, transcribe_file_with};
 
@@ -36,11 +38,19 @@ fn parse_format(s: &str) -> Result<ResponseFormat, String> {
         "srt" => ResponseFormat::Srt,
         "vtt" => ResponseFormat::Vtt,
         "verbose_json" => ResponseFormat::VerboseJson,
-        other => return Err(format!("response_format '{other}' is not supported (json, text, srt, vtt, verbose_json)")),
+        other => {
+            return Err(format!(
+                "response_format '{other}' is not supported (json, text, srt, vtt, verbose_json)"
+            ));
+        }
     })
 }
 
-pub async fn transcriptions(State(state): State<Arc<AppState>>, headers: HeaderMap, multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>) -> Response {
+pub async fn transcriptions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
     let response = handle(&state, &headers, multipart).await;
     match &response {
         Ok(_) => {}
@@ -54,35 +64,58 @@ pub async fn transcriptions(State(state): State<Arc<AppState>>, headers: HeaderM
     response.unwrap_or_else(|r| r)
 }
 
-async fn handle(state: &Arc<AppState>, headers: &HeaderMap, multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>) -> Result<Response, Response> {
+async fn handle(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, Response> {
     let limit = state.config().server.max_upload_mb * 1024 * 1024;
-    let too_large = || json_error(StatusCode::PAYLOAD_TOO_LARGE, format!("the upload is larger than the server's limit of {} MB", limit / 1024 / 1024));
+    let too_large = || {
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the upload is larger than the server's limit of {} MB", limit / 1024 / 1024),
+        )
+    };
     // Refuse a declared oversize body before reading any of it.
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit + 64 * 1024) {
         return Err(too_large());
     }
-    let mut multipart = multipart.map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("expected a multipart/form-data body: {e}")))?;
+    let mut multipart = multipart.map_err(|e| {
+        json_error(StatusCode::BAD_REQUEST, format!("expected a multipart/form-data body: {e}"))
+    })?;
     let bad = |m: String| json_error(StatusCode::BAD_REQUEST, m);
     let mut file: Option<(tempfile::NamedTempFile, String)> = None;
     let mut format = ResponseFormat::Json;
     let mut stream = false;
     let mut received = 0u64;
-    while let Some(mut field) = multipart.next_field().await.map_err(|e| bad(format!("malformed multipart body: {e}")))? {
+    while let Some(mut field) =
+        multipart.next_field().await.map_err(|e| bad(format!("malformed multipart body: {e}")))?
+    {
         match field.name().unwrap_or_default() {
             "file" => {
                 let name = field.file_name().unwrap_or("upload").to_string();
-                let mut tmp = tempfile::NamedTempFile::new().map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the upload: {e}")))?;
-                while let Some(chunk) = field.chunk().await.map_err(|e| bad(format!("the upload was cut off: {e}")))? {
+                let mut tmp = tempfile::NamedTempFile::new().map_err(|e| {
+                    json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the upload: {e}"))
+                })?;
+                while let Some(chunk) =
+                    field.chunk().await.map_err(|e| bad(format!("the upload was cut off: {e}")))?
+                {
                     received += chunk.len() as u64;
                     if received > limit {
                         return Err(too_large());
                     }
-                    tmp.write_all(&chunk).map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the upload: {e}")))?;
+                    tmp.write_all(&chunk).map_err(|e| {
+                        json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot store the upload: {e}"))
+                    })?;
                 }
                 file = Some((tmp, name));
             }
-            "response_format" => format = parse_format(field.text().await.map_err(|e| bad(e.to_string()))?.trim()).map_err(bad)?,
+            "response_format" => {
+                format =
+                    parse_format(field.text().await.map_err(|e| bad(e.to_string()))?.trim()).map_err(bad)?
+            }
             "stream" => {
                 stream = match field.text().await.map_err(|e| bad(e.to_string()))?.trim() {
                     "true" | "True" | "1" => true,
@@ -104,7 +137,7 @@ async fn handle(state: &Arc<AppState>, headers: &HeaderMap, multipart: Result<Mu
     let path = tmp.path().to_path_buf();
     let (segments_tx, mut segments) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut job = tokio::task::spawn_blocking(move || {
-        let on_segment = move |s: &crate::asr::Segment| {
+        let on_segment = move |s: &Segment| {
             let _ = segments_tx.send(s.text.clone());
         };
         let r = transcribe_file_with(&path, &recognizer, enhancer.as_ref(), on_segment);
@@ -115,8 +148,10 @@ async fn handle(state: &Arc<AppState>, headers: &HeaderMap, multipart: Result<Mu
     // The error is the reply itself (as `handle`'s), so its size is the response's.
     #[allow(clippy::result_large_err)]
     let finish = move |result: Result<crate::Result<Transcript>, tokio::task::JoinError>| {
-        let transcript = result.map_err(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error while transcribing"))?.map_err(|e| bad(format!("{name}: {e}")))?;
-        state.metrics.add_audio((transcript.duration * crate::audio::SAMPLE_RATE as f64) as u64, started.elapsed());
+        let transcript = result
+            .map_err(|_| json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error while transcribing"))?
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        state.metrics.add_audio((transcript.duration * SAMPLE_RATE as f64) as u64, started.elapsed());
         state.metrics.uploads_total.fetch_add(1, Ordering::Relaxed);
         Ok::<_, Response>((transcript, name))
     };
@@ -154,11 +189,15 @@ async fn handle(state: &Arc<AppState>, headers: &HeaderMap, multipart: Result<Mu
 }
 
 fn delta_event(delta: &str) -> Result<Event, Infallible> {
-    Ok(Event::default().data(serde_json::json!({"type": "transcript.text.delta", "delta": delta, "logprobs": null}).to_string()))
+    Ok(Event::default().data(
+        serde_json::json!({"type": "transcript.text.delta", "delta": delta, "logprobs": null}).to_string(),
+    ))
 }
 
 fn done_event(text: &str) -> Result<Event, Infallible> {
-    Ok(Event::default().data(serde_json::json!({"type": "transcript.text.done", "text": text, "logprobs": null}).to_string()))
+    Ok(Event::default().data(
+        serde_json::json!({"type": "transcript.text.done", "text": text, "logprobs": null}).to_string(),
+    ))
 }
 
 /// The events of a transcript that was finished before any segment was streamed.

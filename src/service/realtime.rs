@@ -38,7 +38,11 @@ const AUDIO_QUEUE: usize = 32;
 /// The input rate OpenAI's `audio/pcm` (and the beta's `pcm16`) means.
 const DEFAULT_RATE: u32 = 24_000;
 
-pub async fn realtime(ws: WebSocketUpgrade, Query(q): Query<HashMap<String, String>>, State(state): State<Arc<AppState>>) -> Response {
+pub async fn realtime(
+    ws: WebSocketUpgrade,
+    Query(q): Query<HashMap<String, String>>,
+    State(state): State<Arc<AppState>>,
+) -> Response {
     ws.max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
         let (mut session, mut wire) = Session::new(socket, state.clone());
         match q.get("intent").map(String::as_str) {
@@ -128,13 +132,17 @@ impl Session {
     fn new(socket: WebSocket, state: Arc<AppState>) -> (Self, Wire) {
         let (tx, outbox) = mpsc::unbounded_channel();
         let endpoint = state.live_options().endpoint;
-        let shared = Arc::new(Shared { outbox: tx, next_item: AtomicU64::new(1), previous_item: Mutex::new(None) });
+        let shared =
+            Arc::new(Shared { outbox: tx, next_item: AtomicU64::new(1), previous_item: Mutex::new(None) });
         let session = Self {
             state,
             shared,
             rate: DEFAULT_RATE,
             // OpenAI's default for transcription sessions is server VAD.
-            turn_detection: Some(TurnDetection { threshold: endpoint.threshold, silence_duration_ms: endpoint.silence_after_speech_ms }),
+            turn_detection: Some(TurnDetection {
+                threshold: endpoint.threshold,
+                silence_duration_ms: endpoint.silence_after_speech_ms,
+            }),
             beta: false,
             buffer: None,
             session_samples: 0,
@@ -151,7 +159,9 @@ impl Session {
 
     fn session_json(&self) -> Value {
         let turn_detection = match self.turn_detection {
-            Some(t) => json!({"type": "server_vad", "threshold": t.threshold, "silence_duration_ms": t.silence_duration_ms, "prefix_padding_ms": 300}),
+            Some(t) => {
+                json!({"type": "server_vad", "threshold": t.threshold, "silence_duration_ms": t.silence_duration_ms, "prefix_padding_ms": 300})
+            }
             None => Value::Null,
         };
         let model = self.state.config().recognition.whisper;
@@ -178,7 +188,12 @@ impl Session {
         let (_active, active) = ActiveStream::enter(&state);
         if active > max {
             state.metrics.rejected_total.fetch_add(1, Ordering::Relaxed);
-            self.error("server_error", "too_many_streams", &format!("too many streams: the server takes {max} at once"), None);
+            self.error(
+                "server_error",
+                "too_many_streams",
+                &format!("too many streams: the server takes {max} at once"),
+                None,
+            );
             wire.flush().await;
             return;
         }
@@ -221,9 +236,19 @@ impl Session {
     }
 
     async fn handle(&mut self, text: &str) {
-        let bad = |s: &Self, code: &str, message: &str, id: Option<&str>| s.error("invalid_request_error", code, message, id);
+        let bad = |s: &Self, code: &str, message: &str, id: Option<&str>| {
+            s.error("invalid_request_error", code, message, id)
+        };
         if text.len() > MAX_APPEND_BYTES * 4 / 3 + 1024 {
-            return bad(self, "message_too_large", &format!("the event is {} bytes; an appended chunk may hold at most 15 MiB of audio", text.len()), None);
+            return bad(
+                self,
+                "message_too_large",
+                &format!(
+                    "the event is {} bytes; an appended chunk may hold at most 15 MiB of audio",
+                    text.len()
+                ),
+                None,
+            );
         }
         let Ok(event) = serde_json::from_str::<Value>(text) else {
             return bad(self, "invalid_json", "the event is not valid JSON", None);
@@ -238,7 +263,8 @@ impl Session {
                 self.beta = kind == "transcription_session.update";
                 match self.update(&event["session"]) {
                     Ok(()) => {
-                        let updated = if self.beta { "transcription_session.updated" } else { "session.updated" };
+                        let updated =
+                            if self.beta { "transcription_session.updated" } else { "session.updated" };
                         self.shared.send(json!({"type": updated, "session": self.session_json()}));
                     }
                     Err(message) => bad(self, "invalid_value", &message, id),
@@ -246,15 +272,34 @@ impl Session {
             }
             "input_audio_buffer.append" => {
                 let Some(audio) = event["audio"].as_str() else {
-                    return bad(self, "missing_required_parameter", "input_audio_buffer.append needs \"audio\" (base64 PCM)", id);
+                    return bad(
+                        self,
+                        "missing_required_parameter",
+                        "input_audio_buffer.append needs \"audio\" (base64 PCM)",
+                        id,
+                    );
                 };
                 let bytes = match base64::engine::general_purpose::STANDARD.decode(audio) {
                     Ok(b) => b,
-                    Err(e) => return bad(self, "invalid_value", &format!("\"audio\" is not valid base64: {e}"), id),
+                    Err(e) => {
+                        return bad(
+                            self,
+                            "invalid_value",
+                            &format!("\"audio\" is not valid base64: {e}"),
+                            id,
+                        );
+                    }
                 };
                 let samples = match PcmFormat::int(2, 1).and_then(|f| f.decode_mono(&bytes)) {
                     Ok(s) => s,
-                    Err(e) => return bad(self, "invalid_value", &format!("\"audio\" must be 16-bit little-endian mono PCM: {e}"), id),
+                    Err(e) => {
+                        return bad(
+                            self,
+                            "invalid_value",
+                            &format!("\"audio\" must be 16-bit little-endian mono PCM: {e}"),
+                            id,
+                        );
+                    }
                 };
                 self.append(samples).await;
             }
@@ -281,21 +326,36 @@ impl Session {
             return Err(format!("session.type '{kind}': hark serves transcription sessions only"));
         }
         let input = &session["audio"]["input"];
-        let format = if input["format"].is_null() { &session["input_audio_format"] } else { &input["format"] };
+        let format =
+            if input["format"].is_null() { &session["input_audio_format"] } else { &input["format"] };
         match format {
             Value::Null => {}
             Value::String(f) if f == "pcm16" => self.rate = DEFAULT_RATE,
             Value::Object(f) if f.get("type").and_then(Value::as_str) == Some("audio/pcm") => {
                 let rate = f.get("rate").map_or(Some(DEFAULT_RATE as u64), Value::as_u64);
-                self.rate = rate.filter(|r| (8000..=192_000).contains(r)).ok_or_else(|| format!("audio/pcm rate {:?} is not supported (8000 to 192000 Hz; OpenAI's is 24000)", f.get("rate")))? as u32;
+                self.rate = rate.filter(|r| (8000..=192_000).contains(r)).ok_or_else(|| {
+                    format!(
+                        "audio/pcm rate {:?} is not supported (8000 to 192000 Hz; OpenAI's is 24000)",
+                        f.get("rate")
+                    )
+                })? as u32;
             }
             other => return Err(format!("input audio format {other} is not supported (audio/pcm, 16-bit)")),
         }
-        let transcription = if input["transcription"].is_null() { &session["input_audio_transcription"] } else { &input["transcription"] };
-        if let Some(lang) = transcription["language"].as_str().filter(|l| !l.to_lowercase().starts_with("en")) {
+        let transcription = if input["transcription"].is_null() {
+            &session["input_audio_transcription"]
+        } else {
+            &input["transcription"]
+        };
+        if let Some(lang) = transcription["language"].as_str().filter(|l| !l.to_lowercase().starts_with("en"))
+        {
             return Err(format!("language '{lang}': hark transcribes English only"));
         }
-        let turn = if input.get("turn_detection").is_some() { &input["turn_detection"] } else { &session["turn_detection"] };
+        let turn = if input.get("turn_detection").is_some() {
+            &input["turn_detection"]
+        } else {
+            &session["turn_detection"]
+        };
         let mentioned = input.get("turn_detection").is_some() || session.get("turn_detection").is_some();
         match turn {
             Value::Null if mentioned => self.turn_detection = None,
@@ -303,16 +363,29 @@ impl Session {
             Value::Object(t) => {
                 match t.get("type").and_then(Value::as_str) {
                     Some("server_vad") | Some("semantic_vad") | None => {}
-                    Some(other) => return Err(format!("turn_detection.type '{other}' is not supported (server_vad, semantic_vad, or null)")),
+                    Some(other) => {
+                        return Err(format!(
+                            "turn_detection.type '{other}' is not supported (server_vad, semantic_vad, or null)"
+                        ));
+                    }
                 }
-                let current = self.turn_detection.unwrap_or(TurnDetection { threshold: 0.5, silence_duration_ms: 500 });
-                let threshold = t.get("threshold").and_then(Value::as_f64).map_or(current.threshold, |v| v as f32);
+                let current =
+                    self.turn_detection.unwrap_or(TurnDetection { threshold: 0.5, silence_duration_ms: 500 });
+                let threshold =
+                    t.get("threshold").and_then(Value::as_f64).map_or(current.threshold, |v| v as f32);
                 if !(0.05..=0.95).contains(&threshold) {
-                    return Err(format!("turn_detection.threshold {threshold} must be between 0.05 and 0.95"));
+                    return Err(format!(
+                        "turn_detection.threshold {threshold} must be between 0.05 and 0.95"
+                    ));
                 }
-                let silence = t.get("silence_duration_ms").and_then(Value::as_u64).map_or(current.silence_duration_ms, |v| v as u32);
+                let silence = t
+                    .get("silence_duration_ms")
+                    .and_then(Value::as_u64)
+                    .map_or(current.silence_duration_ms, |v| v as u32);
                 if !(100..=10_000).contains(&silence) {
-                    return Err(format!("turn_detection.silence_duration_ms {silence} must be between 100 and 10000"));
+                    return Err(format!(
+                        "turn_detection.silence_duration_ms {silence} must be between 100 and 10000"
+                    ));
                 }
                 self.turn_detection = Some(TurnDetection { threshold, silence_duration_ms: silence });
             }
@@ -346,9 +419,14 @@ impl Session {
         let (to_worker, worker_rx) = mpsc::channel(AUDIO_QUEUE);
         let (worker_tx, from_worker) = mpsc::unbounded_channel();
         let metrics = self.state.clone();
-        spawn_stream_recogniser(self.state.engines.clone(), self.live_options(), self.rate, worker_rx, worker_tx, move |samples, took| {
-            metrics.metrics.add_audio(samples, took)
-        });
+        spawn_stream_recogniser(
+            self.state.engines.clone(),
+            self.live_options(),
+            self.rate,
+            worker_rx,
+            worker_tx,
+            move |samples, took| metrics.metrics.add_audio(samples, took),
+        );
         let item_id = self.turn_detection.is_none().then(|| self.shared.new_item());
         let offset_ms = self.session_samples * 1000 / self.rate as u64;
         let items = match &item_id {
@@ -362,7 +440,12 @@ impl Session {
 
     async fn commit(&mut self, client_event: Option<&str>) {
         let Some(buffer) = self.buffer.take().filter(|b| b.samples > 0) else {
-            return self.error("invalid_request_error", "input_audio_buffer_commit_empty", "the input audio buffer is empty: append audio before committing", client_event);
+            return self.error(
+                "invalid_request_error",
+                "input_audio_buffer_commit_empty",
+                "the input audio buffer is empty: append audio before committing",
+                client_event,
+            );
         };
         if let Some(item) = &buffer.item_id {
             let previous = self.shared.previous_item.lock().expect("item lock").replace(item.clone());
@@ -382,7 +465,11 @@ enum Items {
 }
 
 /// Turns one buffer's recogniser output into OpenAI's events.
-async fn forward(mut from_worker: mpsc::UnboundedReceiver<StreamOutput>, shared: Arc<Shared>, mut items: Items) {
+async fn forward(
+    mut from_worker: mpsc::UnboundedReceiver<StreamOutput>,
+    shared: Arc<Shared>,
+    mut items: Items,
+) {
     let mut deltas = TranscriptDeltas::new();
     let delta = |item: &str, text: String| json!({"type": "conversation.item.input_audio_transcription.delta", "item_id": item, "content_index": 0, "delta": text});
     let completed = |item: &str, text: String| json!({"type": "conversation.item.input_audio_transcription.completed", "item_id": item, "content_index": 0, "transcript": text});

@@ -8,16 +8,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 
 use super::{AppState, json_error};
 use crate::audio::encode::SpeechFormat;
+use crate::models;
 use crate::pipeline::tts::{SpeechEvent, TtsNode};
 use crate::tts::{SpeechOptions, Tts};
 
@@ -41,7 +42,7 @@ pub(super) async fn voice(state: &Arc<AppState>) -> Result<Arc<Tts>, Response> {
     tokio::task::spawn_blocking(move || {
         let mut slot = slot.lock().map_err(|_| "the voice's lock is poisoned".to_string())?;
         if slot.is_none() {
-            let tts = crate::models::resolve("hibari").and_then(|dir| Tts::load(&dir)).map_err(|e| e.to_string())?;
+            let tts = models::resolve("hibari").and_then(|dir| Tts::load(&dir)).map_err(|e| e.to_string())?;
             *slot = Some(Arc::new(tts));
         }
         Ok::<_, String>(slot.clone().expect("loaded above"))
@@ -51,7 +52,10 @@ pub(super) async fn voice(state: &Arc<AppState>) -> Result<Arc<Tts>, Response> {
     .map_err(|e| json_error(StatusCode::SERVICE_UNAVAILABLE, format!("text to speech is unavailable: {e}")))
 }
 
-pub async fn speech(State(state): State<Arc<AppState>>, body: Result<Json<SpeechRequest>, JsonRejection>) -> Response {
+pub async fn speech(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<SpeechRequest>, JsonRejection>,
+) -> Response {
     let response = handle(&state, body).await;
     if response.is_err() {
         state.metrics.errors_total.fetch_add(1, Ordering::Relaxed);
@@ -59,11 +63,22 @@ pub async fn speech(State(state): State<Arc<AppState>>, body: Result<Json<Speech
     response.unwrap_or_else(|r| r)
 }
 
-async fn handle(state: &Arc<AppState>, body: Result<Json<SpeechRequest>, JsonRejection>) -> Result<Response, Response> {
+async fn handle(
+    state: &Arc<AppState>,
+    body: Result<Json<SpeechRequest>, JsonRejection>,
+) -> Result<Response, Response> {
     let bad = |m: String| json_error(StatusCode::BAD_REQUEST, m);
-    let Json(req) = body.map_err(|e| bad(format!("expected a JSON body with \"input\": {}", e.body_text())))?;
-    let format: SpeechFormat = req.response_format.as_deref().unwrap_or("mp3").parse().map_err(|e: crate::Error| bad(e.to_string()))?;
-    let mut encoder = format.encoder(Tts::SAMPLE_RATE).map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let Json(req) =
+        body.map_err(|e| bad(format!("expected a JSON body with \"input\": {}", e.body_text())))?;
+    let format: SpeechFormat = req
+        .response_format
+        .as_deref()
+        .unwrap_or("mp3")
+        .parse()
+        .map_err(|e: crate::Error| bad(e.to_string()))?;
+    let mut encoder = format
+        .encoder(Tts::SAMPLE_RATE)
+        .map_err(|e| json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if req.input.chars().count() > MAX_INPUT_CHARS {
         return Err(bad(format!("input is longer than {MAX_INPUT_CHARS} characters")));
     }

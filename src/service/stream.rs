@@ -49,10 +49,13 @@ fn parse_params(q: &HashMap<String, String>) -> Result<(u32, Encoding), String> 
     if let Some(unknown) = q.keys().find(|k| !["sample_rate", "encoding", "token"].contains(&k.as_str())) {
         return Err(format!("unknown parameter '{unknown}' (sample_rate, encoding)"));
     }
-    let rate = match q.get("sample_rate") {
-        None => SAMPLE_RATE,
-        Some(r) => r.parse::<u32>().ok().filter(|r| (8000..=192_000).contains(r)).ok_or_else(|| format!("sample_rate '{r}' must be a whole number of Hz from 8000 to 192000"))?,
-    };
+    let rate =
+        match q.get("sample_rate") {
+            None => SAMPLE_RATE,
+            Some(r) => r.parse::<u32>().ok().filter(|r| (8000..=192_000).contains(r)).ok_or_else(|| {
+                format!("sample_rate '{r}' must be a whole number of Hz from 8000 to 192000")
+            })?,
+        };
     let encoding = match q.get("encoding").map(String::as_str) {
         None | Some("pcm_s16le") => Encoding::PcmS16le,
         Some("pcm_f32le") => Encoding::PcmF32le,
@@ -61,7 +64,11 @@ fn parse_params(q: &HashMap<String, String>) -> Result<(u32, Encoding), String> 
     Ok((rate, encoding))
 }
 
-pub async fn stream(ws: WebSocketUpgrade, Query(q): Query<HashMap<String, String>>, State(state): State<Arc<AppState>>) -> Response {
+pub async fn stream(
+    ws: WebSocketUpgrade,
+    Query(q): Query<HashMap<String, String>>,
+    State(state): State<Arc<AppState>>,
+) -> Response {
     ws.max_message_size(MAX_FRAME_BYTES + 1024).on_upgrade(move |socket| async move {
         let result = run(socket, q, state.clone()).await;
         if result.is_err() {
@@ -78,7 +85,12 @@ async fn send_error(socket: &mut WebSocket, message: &str) {
     tracing::info!("stream error: {message}");
     let _ = socket.send(json(&serde_json::json!({"type": "error", "message": message}))).await;
     // A close code too, for clients that only look at the close: 1008, the request is refused.
-    let _ = socket.send(Message::Close(Some(CloseFrame { code: close_code::POLICY, reason: "error: see the error event".into() }))).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: close_code::POLICY,
+            reason: "error: see the error event".into(),
+        })))
+        .await;
 }
 
 /// Serves one stream; `Err` when it ended with an error the client was told about.
@@ -94,7 +106,11 @@ async fn run(mut socket: WebSocket, q: HashMap<String, String>, state: Arc<AppSt
     let (_active, active) = ActiveStream::enter(&state);
     if active > config.server.max_streams as u64 {
         state.metrics.rejected_total.fetch_add(1, Ordering::Relaxed);
-        send_error(&mut socket, &format!("too many streams: the server takes {} at once", config.server.max_streams)).await;
+        send_error(
+            &mut socket,
+            &format!("too many streams: the server takes {} at once", config.server.max_streams),
+        )
+        .await;
         return Ok(());
     }
     state.metrics.streams_total.fetch_add(1, Ordering::Relaxed);
@@ -103,9 +119,14 @@ async fn run(mut socket: WebSocket, q: HashMap<String, String>, state: Arc<AppSt
     let (to_worker, worker_rx) = mpsc::channel::<StreamInput>(AUDIO_QUEUE);
     let (worker_tx, mut from_worker) = mpsc::unbounded_channel::<StreamOutput>();
     let metrics_state = state.clone();
-    spawn_stream_recogniser(state.engines.clone(), state.live_options(), rate, worker_rx, worker_tx, move |samples, took| {
-        metrics_state.metrics.add_audio(samples, took)
-    });
+    spawn_stream_recogniser(
+        state.engines.clone(),
+        state.live_options(),
+        rate,
+        worker_rx,
+        worker_tx,
+        move |samples, took| metrics_state.metrics.add_audio(samples, took),
+    );
 
     let mut shutdown = state.shutdown.clone();
     let mut ended = false; // {"type":"end"} (or shutdown) passed on to the worker
@@ -182,7 +203,10 @@ mod tests {
     #[test]
     fn parameters_are_checked() {
         assert_eq!(parse_params(&q(&[])).unwrap(), (16000, Encoding::PcmS16le));
-        assert_eq!(parse_params(&q(&[("sample_rate", "48000"), ("encoding", "pcm_f32le")])).unwrap(), (48000, Encoding::PcmF32le));
+        assert_eq!(
+            parse_params(&q(&[("sample_rate", "48000"), ("encoding", "pcm_f32le")])).unwrap(),
+            (48000, Encoding::PcmF32le)
+        );
         assert!(parse_params(&q(&[("sample_rate", "abc")])).unwrap_err().contains("sample_rate"));
         assert!(parse_params(&q(&[("sample_rate", "100")])).is_err());
         assert!(parse_params(&q(&[("encoding", "mp3")])).unwrap_err().contains("mp3"));

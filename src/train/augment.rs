@@ -69,7 +69,10 @@ impl Augmenter {
         let mut noises = Vec::new();
         if let Some(dir) = &config.noise_dir {
             let dir = if dir.is_absolute() { dir.clone() } else { base.join(dir) };
-            let mut files: Vec<_> = std::fs::read_dir(&dir).map_err(|e| anyhow::anyhow!("noise folder {}: {e}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .map_err(|e| anyhow::anyhow!("noise folder {}: {e}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
             files.sort();
             for f in files {
                 let samples = FileSource::open(&f)?.read_all()?;
@@ -91,7 +94,11 @@ impl Augmenter {
     /// A perturbed copy of 16 kHz `samples`: a random speed, then noise at a random SNR.
     pub fn audio(&mut self, samples: &[f32]) -> crate::error::Result<Vec<f32>> {
         let speeds = &self.config.speeds;
-        let speed = if speeds.is_empty() { 1.0 } else { speeds[(self.rng.next_u64() % speeds.len() as u64) as usize] };
+        let speed = if speeds.is_empty() {
+            1.0
+        } else {
+            speeds[(self.rng.next_u64() % speeds.len() as u64) as usize]
+        };
         let mut out = change_speed(samples, speed)?;
         if !self.noises.is_empty() {
             let noise = &self.noises[(self.rng.next_u64() % self.noises.len() as u64) as usize];
@@ -180,7 +187,8 @@ mod tests {
             let expected = 32_000.0 / speed;
             assert!((y.len() as f32 - expected).abs() <= 2.0, "{speed}: {}", y.len());
             // Zero crossings per second scale with the speed: 1000/s becomes 1000·speed.
-            let crossings = y[2000..y.len() - 2000].windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count() as f32;
+            let crossings =
+                y[2000..y.len() - 2000].windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count() as f32;
             let per_second = crossings / ((y.len() - 4000) as f32 / 16_000.0);
             assert!((per_second / 1000.0 - speed).abs() < 0.01, "{speed}: {per_second}");
         }
@@ -188,7 +196,16 @@ mod tests {
 
     #[test]
     fn spec_augment_masks_bounded_spans() {
-        let config = AugmentConfig { copies: 1, speeds: vec![], noise_dir: None, snr_db: [0.0, 0.0], time_masks: 2, time_mask_frames: 30, freq_masks: 2, freq_mask_bins: 10 };
+        let config = AugmentConfig {
+            copies: 1,
+            speeds: vec![],
+            noise_dir: None,
+            snr_db: [0.0, 0.0],
+            time_masks: 2,
+            time_mask_frames: 30,
+            freq_masks: 2,
+            freq_mask_bins: 10,
+        };
         let mut a = Augmenter { config, noises: vec![], rng: Rng::new(5) };
         let (t, m) = (300, 80);
         let mut mel = vec![1.0f32; t * m];

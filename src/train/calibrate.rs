@@ -11,9 +11,10 @@ use std::path::Path;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 
+use crate::asr::transducer::config::LatencyPoint;
+use crate::asr::transducer::init;
 use crate::asr::transducer::model::lookahead_ms;
 use crate::asr::transducer::recognizer::RunningNorm;
-use crate::asr::transducer::config::LatencyPoint;
 use crate::asr::transducer::{Lookahead, TransducerConfig, TransducerModel, Vocabulary};
 use crate::audio::FileSource;
 use crate::features::MelFrontend;
@@ -34,7 +35,11 @@ pub fn mean_lookahead(model: &TransducerModel, mels: &[Tensor]) -> anyhow::Resul
 
 /// The weights with `offset` subtracted from the scheduler biases of `layers`: a gate threshold
 /// of `offset` made part of the model.
-fn shifted(tensors: &HashMap<String, Tensor>, layers: &[usize], offset: f32) -> anyhow::Result<HashMap<String, Tensor>> {
+fn shifted(
+    tensors: &HashMap<String, Tensor>,
+    layers: &[usize],
+    offset: f32,
+) -> anyhow::Result<HashMap<String, Tensor>> {
     let mut t = tensors.clone();
     for l in layers {
         let name = format!("blocks.{l}.scheduler.bias");
@@ -46,19 +51,29 @@ fn shifted(tensors: &HashMap<String, Tensor>, layers: &[usize], offset: f32) -> 
 
 /// Gate-threshold offsets (around the calibrated biases) at which the latency curve is measured:
 /// from most gates open to nearly all closed.
-const CURVE_OFFSETS: [f32; 18] = [-4.0, -2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 12.0];
+const CURVE_OFFSETS: [f32; 18] =
+    [-4.0, -2.0, -1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 12.0];
 
 /// Shifts the schedulers of `layers` in the model folder `dir` until the mean lookahead over
 /// `audio` is at most `target_ms`, measures the latency curve of the result (for
 /// `--lookahead adaptive:MS`), and rewrites the folder. Returns (before, after, offset).
-pub fn calibrate(dir: &Path, layers: &[usize], audio: &[std::path::PathBuf], target_ms: f64) -> anyhow::Result<(f64, f64, f32)> {
+pub fn calibrate(
+    dir: &Path,
+    layers: &[usize],
+    audio: &[std::path::PathBuf],
+    target_ms: f64,
+) -> anyhow::Result<(f64, f64, f32)> {
     let config: TransducerConfig = serde_json::from_slice(&std::fs::read(dir.join("config.json"))?)?;
     let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)?;
     let mut mels = Vec::new();
     for path in audio {
         let mel = RunningNorm::normalize_all(&MelFrontend::compute(&FileSource::open(path)?.read_all()?));
         if !mel.is_empty() {
-            mels.push(Tensor::from_vec(mel.clone(), (mel.len() / config.n_mels, config.n_mels), &Device::Cpu)?);
+            mels.push(Tensor::from_vec(
+                mel.clone(),
+                (mel.len() / config.n_mels, config.n_mels),
+                &Device::Cpu,
+            )?);
         }
     }
     let mut model = TransducerModel::from_tensors(config.clone(), &tensors, &Device::Cpu)?;
@@ -69,7 +84,8 @@ pub fn calibrate(dir: &Path, layers: &[usize], audio: &[std::path::PathBuf], tar
     let after = mean_lookahead(&model, &mels)?;
     let mut config = config;
     if offset > 0.0 {
-        config.origin += &format!("; schedulers calibrated to ≤ {target_ms} ms mean lookahead (bias −{offset:.3})");
+        config.origin +=
+            &format!("; schedulers calibrated to ≤ {target_ms} ms mean lookahead (bias −{offset:.3})");
     }
     config.calibrated_layers = layers.to_vec();
     config.latency_curve = CURVE_OFFSETS
@@ -79,13 +95,18 @@ pub fn calibrate(dir: &Path, layers: &[usize], audio: &[std::path::PathBuf], tar
             Ok(LatencyPoint { threshold_offset, mean_lookahead_ms: mean_lookahead(&model, &mels)? })
         })
         .collect::<anyhow::Result<_>>()?;
-    crate::asr::transducer::init::save_model(dir, &config, &t, &Vocabulary::load(&dir.join("vocabulary.txt"))?)?;
+    init::save_model(dir, &config, &t, &Vocabulary::load(&dir.join("vocabulary.txt"))?)?;
     Ok((before, after, offset))
 }
 
 /// The smallest gate threshold of `layers` (bisection, to 1/256 of the bracket) that brings the
 /// mean lookahead to at most `target_ms`: the lookahead falls as the gates close.
-fn bisect(model: &mut TransducerModel, layers: &[usize], mels: &[Tensor], target_ms: f64) -> anyhow::Result<f32> {
+fn bisect(
+    model: &mut TransducerModel,
+    layers: &[usize],
+    mels: &[Tensor],
+    target_ms: f64,
+) -> anyhow::Result<f32> {
     let mut at = |threshold: f32| {
         model.set_gate_thresholds(layers, threshold);
         mean_lookahead(model, mels)
@@ -128,7 +149,9 @@ mod tests {
         assert!(before > 60.0 && after <= 60.0 && after > 12.5 && offset > 0.0, "{before} {after} {offset}");
         // The folder now holds the calibrated model: measuring it again gives `after`.
         let model = TransducerModel::load(dir.path(), &Device::Cpu).unwrap();
-        let mel = RunningNorm::normalize_all(&MelFrontend::compute(&FileSource::open(&audio[0]).unwrap().read_all().unwrap()));
+        let mel = RunningNorm::normalize_all(&MelFrontend::compute(
+            &FileSource::open(&audio[0]).unwrap().read_all().unwrap(),
+        ));
         let mel = Tensor::from_vec(mel.clone(), (mel.len() / 80, 80), &Device::Cpu).unwrap();
         assert!((mean_lookahead(&model, std::slice::from_ref(&mel)).unwrap() - after).abs() < 1e-9);
         assert!(model.config.origin.contains("calibrated"));
@@ -136,7 +159,9 @@ mod tests {
         // run-time target in its range gives about that lookahead.
         let curve = model.config.latency_curve.clone();
         assert!(curve.windows(2).all(|p| p[1].mean_lookahead_ms <= p[0].mean_lookahead_ms), "{curve:?}");
-        assert!(curve.iter().any(|p| p.threshold_offset == 0.0 && (p.mean_lookahead_ms - after).abs() < 1e-9));
+        assert!(
+            curve.iter().any(|p| p.threshold_offset == 0.0 && (p.mean_lookahead_ms - after).abs() < 1e-9)
+        );
         assert_eq!(model.config.calibrated_layers, [1]);
         let target = 0.5 * (after + curve.last().unwrap().mean_lookahead_ms);
         let mut moved = model;

@@ -52,8 +52,17 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// Additive attention mask `[T, T]` for one layer, with every gate `gate`.
-pub fn mask(mode: Lookahead, cfg: &TransducerConfig, layer: usize, gate: bool, t: usize, device: &candle_core::Device) -> Result<Tensor> {
-    let m: Vec<f32> = (0..t * t).map(|i| if visible(mode, cfg, layer, gate, i / t, i % t) { 0.0 } else { f32::NEG_INFINITY }).collect();
+pub fn mask(
+    mode: Lookahead,
+    cfg: &TransducerConfig,
+    layer: usize,
+    gate: bool,
+    t: usize,
+    device: &candle_core::Device,
+) -> Result<Tensor> {
+    let m: Vec<f32> = (0..t * t)
+        .map(|i| if visible(mode, cfg, layer, gate, i / t, i % t) { 0.0 } else { f32::NEG_INFINITY })
+        .collect();
     Tensor::from_vec(m, (t, t), device)
 }
 
@@ -107,7 +116,13 @@ impl TrainableBlock<'_> {
     }
 
     /// The block's forward on `[T, d]` inputs; `dropout` applies to the attention and FFN branches.
-    pub fn forward(&self, x: &Tensor, mode: Lookahead, cfg: &TransducerConfig, dropout: f32) -> Result<BlockOutput> {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mode: Lookahead,
+        cfg: &TransducerConfig,
+        dropout: f32,
+    ) -> Result<BlockOutput> {
         let (t, d) = x.dims2()?;
         let dev = x.device();
         let h = layer_norm(x, self.p("ln1.weight"), self.p("ln1.bias"))?;
@@ -134,7 +149,11 @@ impl TrainableBlock<'_> {
         let att = dropout_if(&linear(&att, self.p("out.weight"), self.p("out.bias"))?, dropout)?;
         let x = (x + att)?;
         let h = layer_norm(&x, self.p("ln2.weight"), self.p("ln2.bias"))?;
-        let h = linear(&linear(&h, self.p("fc1.weight"), self.p("fc1.bias"))?.gelu_erf()?, self.p("fc2.weight"), self.p("fc2.bias"))?;
+        let h = linear(
+            &linear(&h, self.p("fc1.weight"), self.p("fc1.bias"))?.gelu_erf()?,
+            self.p("fc2.weight"),
+            self.p("fc2.bias"),
+        )?;
         let x = (x + dropout_if(&h, dropout)?)?;
         Ok(BlockOutput { x, gate_prob })
     }
@@ -202,7 +221,11 @@ pub fn warmup_cosine(lr: f64, step: usize, warmup: usize, steps: usize, floor: f
 
 /// Scales the gradients of `vars` so that their global norm is at most `max`; returns the norm
 /// before clipping.
-pub fn clip_grad_norm<'a>(grads: &mut candle_core::backprop::GradStore, vars: impl Iterator<Item = &'a candle_core::Var> + Clone, max: f64) -> Result<f64> {
+pub fn clip_grad_norm<'a>(
+    grads: &mut candle_core::backprop::GradStore,
+    vars: impl Iterator<Item = &'a candle_core::Var> + Clone,
+    max: f64,
+) -> Result<f64> {
     let mut sq = 0f64;
     for v in vars.clone() {
         if let Some(g) = grads.get(v.as_tensor()) {
@@ -243,7 +266,10 @@ mod tests {
 
     fn params(t: &HashMap<String, Tensor>, trained: &[&str]) -> Params {
         let mut fixed = t.clone();
-        let vars = trained.iter().map(|&n| (n.to_string(), Var::from_tensor(&fixed.remove(n).unwrap()).unwrap())).collect();
+        let vars = trained
+            .iter()
+            .map(|&n| (n.to_string(), Var::from_tensor(&fixed.remove(n).unwrap()).unwrap()))
+            .collect();
         Params { vars, fixed }
     }
 
@@ -265,7 +291,10 @@ mod tests {
                 x = out.x;
             }
             if mode == Lookahead::Adaptive {
-                assert!(gates.iter().flatten().any(|&g| g) && gates.iter().flatten().any(|&g| !g), "the test needs both gate states");
+                assert!(
+                    gates.iter().flatten().any(|&g| g) && gates.iter().flatten().any(|&g| !g),
+                    "the test needs both gate states"
+                );
             }
             let diff = (x - expected).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(diff < 1e-4, "{mode}: {diff}");
@@ -277,12 +306,20 @@ mod tests {
         let (cfg, t, mel) = small();
         let model = TransducerModel::from_tensors(cfg.clone(), &t, &Device::Cpu).unwrap();
         let (x, _, _) = model.encode_layers(&mel, Lookahead::Fixed(1), 0).unwrap();
-        let names = ["blocks.0.ln1.weight", "blocks.0.qkv.weight", "blocks.0.out.bias", "blocks.0.ln2.bias", "blocks.0.fc1.weight", "blocks.0.fc2.weight"];
+        let names = [
+            "blocks.0.ln1.weight",
+            "blocks.0.qkv.weight",
+            "blocks.0.out.bias",
+            "blocks.0.ln2.bias",
+            "blocks.0.fc1.weight",
+            "blocks.0.fc2.weight",
+        ];
         let mut rng = Rng::new(11);
         let probe: Vec<f32> = (0..x.elem_count()).map(|_| rng.normal()).collect();
         let probe = Tensor::from_vec(probe, x.shape(), &Device::Cpu).unwrap();
         let loss_of = |p: &Params| -> Tensor {
-            let out = TrainableBlock { layer: 0, params: p }.forward(&x, Lookahead::Fixed(1), &cfg, 0.0).unwrap();
+            let out =
+                TrainableBlock { layer: 0, params: p }.forward(&x, Lookahead::Fixed(1), &cfg, 0.0).unwrap();
             (out.x * &probe).unwrap().sum_all().unwrap()
         };
         let p = params(&t, &names);
@@ -313,11 +350,17 @@ mod tests {
         let model = TransducerModel::from_tensors(cfg.clone(), &t, &Device::Cpu).unwrap();
         let (x, _, _) = model.encode_layers(&mel, Lookahead::Adaptive, 0).unwrap();
         let p = params(&t, &["blocks.0.scheduler.bias"]);
-        let out = TrainableBlock { layer: 0, params: &p }.forward(&x, Lookahead::Adaptive, &cfg, 0.0).unwrap();
-        let ready = Tensor::new((0..x.dim(0).unwrap()).map(|i| front_end_ready(i, 41) as f32).collect::<Vec<_>>().as_slice(), &Device::Cpu).unwrap();
+        let out =
+            TrainableBlock { layer: 0, params: &p }.forward(&x, Lookahead::Adaptive, &cfg, 0.0).unwrap();
+        let ready = Tensor::new(
+            (0..x.dim(0).unwrap()).map(|i| front_end_ready(i, 41) as f32).collect::<Vec<_>>().as_slice(),
+            &Device::Cpu,
+        )
+        .unwrap();
         let latency = mean_lookahead_ms(&propagate_ready(&ready, &out.gate_prob, 2).unwrap()).unwrap();
         let grads = latency.backward().unwrap();
-        let g: Vec<f32> = grads.get(p.vars["blocks.0.scheduler.bias"].as_tensor()).unwrap().to_vec1().unwrap();
+        let g: Vec<f32> =
+            grads.get(p.vars["blocks.0.scheduler.bias"].as_tensor()).unwrap().to_vec1().unwrap();
         // Opening gates can only add lookahead.
         assert!(g[0] > 0.0, "{g:?}");
     }
@@ -328,14 +371,24 @@ mod tests {
         let model = TransducerModel::from_tensors(cfg.clone(), &t, &Device::Cpu).unwrap();
         let (_, gates, ready) = model.encode_layers(&mel, Lookahead::Adaptive, 2).unwrap();
         let n = gates[0].len();
-        let mut e = Tensor::new((0..n).map(|i| front_end_ready(i, 41) as f32).collect::<Vec<_>>().as_slice(), &Device::Cpu).unwrap();
+        let mut e = Tensor::new(
+            (0..n).map(|i| front_end_ready(i, 41) as f32).collect::<Vec<_>>().as_slice(),
+            &Device::Cpu,
+        )
+        .unwrap();
         for (l, g) in gates.iter().enumerate() {
             let p: Vec<f32> = g.iter().map(|&on| if on { 1.0 } else { 0.0 }).collect();
-            e = propagate_ready(&e, &Tensor::new(p.as_slice(), &Device::Cpu).unwrap(), cfg.lookahead_frames[l]).unwrap();
+            e = propagate_ready(
+                &e,
+                &Tensor::new(p.as_slice(), &Device::Cpu).unwrap(),
+                cfg.lookahead_frames[l],
+            )
+            .unwrap();
         }
         let exact: Vec<f32> = ready.iter().map(|&r| r as f32).collect();
         assert_eq!(e.to_vec1::<f32>().unwrap(), exact);
-        let counted: Vec<f32> = output_ready(&ready).iter().enumerate().map(|(k, &r)| lookahead_ms(k, r)).collect();
+        let counted: Vec<f32> =
+            output_ready(&ready).iter().enumerate().map(|(k, &r)| lookahead_ms(k, r)).collect();
         let expected = counted.iter().sum::<f32>() / counted.len() as f32;
         let got = mean_lookahead_ms(&e).unwrap().to_scalar::<f32>().unwrap();
         assert!((got - expected).abs() < 1e-3, "{got} vs {expected}");
@@ -349,16 +402,26 @@ mod tests {
             let (_, _, ready) = model.encode_layers(&mel, mode, 2).unwrap();
             let (x, _, _) = model.encode_layers(&mel, mode, 0).unwrap();
             let n = x.dim(0).unwrap();
-            let mut e = Tensor::new((0..n).map(|i| front_end_ready(i, 41) as f32).collect::<Vec<_>>().as_slice(), &Device::Cpu).unwrap();
-            let open = Tensor::full(if mode == Lookahead::Causal { 0f32 } else { 1f32 }, n, &Device::Cpu).unwrap();
+            let mut e = Tensor::new(
+                (0..n).map(|i| front_end_ready(i, 41) as f32).collect::<Vec<_>>().as_slice(),
+                &Device::Cpu,
+            )
+            .unwrap();
+            let open =
+                Tensor::full(if mode == Lookahead::Causal { 0f32 } else { 1f32 }, n, &Device::Cpu).unwrap();
             for l in 0..2 {
-                e = propagate_ready(&e, &open, crate::asr::transducer::model::future_frames(mode, &cfg, l, true).unwrap()).unwrap();
+                e = propagate_ready(
+                    &e,
+                    &open,
+                    crate::asr::transducer::model::future_frames(mode, &cfg, l, true).unwrap(),
+                )
+                .unwrap();
             }
-            let counted: Vec<f32> = output_ready(&ready).iter().enumerate().map(|(k, &r)| lookahead_ms(k, r)).collect();
+            let counted: Vec<f32> =
+                output_ready(&ready).iter().enumerate().map(|(k, &r)| lookahead_ms(k, r)).collect();
             let expected = counted.iter().sum::<f32>() / counted.len() as f32;
             let got = mean_lookahead_ms(&e).unwrap().to_scalar::<f32>().unwrap();
             assert!((got - expected).abs() < 1e-3, "{mode}: {got} vs {expected}");
         }
     }
 }
-

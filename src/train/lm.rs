@@ -42,8 +42,11 @@ fn default_min_count() -> u32 {
 /// The sentences of a text file or manifest, normalised as transducer labels are.
 fn sentences(path: &Path) -> anyhow::Result<Vec<String>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let reader: Box<dyn Read> =
-        if path.extension().is_some_and(|e| e == "gz") { Box::new(GzDecoder::new(file)) } else { Box::new(file) };
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
     let manifest = path.extension().is_some_and(|e| e == "tsv");
     let mut out = Vec::new();
     for (i, line) in BufReader::new(reader).lines().enumerate() {
@@ -85,7 +88,11 @@ pub fn train(config_path: &Path) -> anyhow::Result<()> {
     }
     let tokens: usize = train.iter().map(Vec::len).sum();
     eprintln!("hark: training an order-{} LM on {} sentences, {tokens} word pieces", cfg.order, train.len());
-    let mut lm = NgramLm::train(train.into_iter(), vocab.len(), LmTraining { order: cfg.order, min_count: cfg.min_count })?;
+    let mut lm = NgramLm::train(
+        train.into_iter(),
+        vocab.len(),
+        LmTraining { order: cfg.order, min_count: cfg.min_count },
+    )?;
     lm.fusion = LmFusion { weight: cfg.lm_weight, bonus: cfg.lm_bonus };
     lm.beam = cfg.beam;
     let mut dev = Vec::new();
@@ -94,7 +101,11 @@ pub fn train(config_path: &Path) -> anyhow::Result<()> {
     }
     if !dev.is_empty() {
         let per_token = lm.mean_log_prob(&dev);
-        eprintln!("hark: held-out perplexity {:.2} per word piece over {} sentences", (-per_token).exp(), dev.len());
+        eprintln!(
+            "hark: held-out perplexity {:.2} per word piece over {} sentences",
+            (-per_token).exp(),
+            dev.len()
+        );
     }
     for model in &cfg.models {
         let out = base.join(model).join(LM_FILE);

@@ -27,12 +27,19 @@ use serde::{Deserialize, Serialize};
 use crate::asr::transducer::init::{Rng, load_whisper_encoder, random_tensors, save_model};
 use crate::asr::transducer::model::future_frames;
 use crate::asr::transducer::recognizer::RunningNorm;
-use crate::asr::transducer::{Lookahead, TransducerConfig, TransducerEngine, TransducerModel, TransducerOptions, Vocabulary};
+use crate::asr::transducer::{
+    Lookahead, TransducerConfig, TransducerEngine, TransducerModel, TransducerOptions, Vocabulary,
+};
 use crate::audio::FileSource;
+use crate::eval;
+use crate::eval::ManifestEntry;
 use crate::eval::{read_manifest, wer_counts};
 use crate::features::MelFrontend;
+use crate::models;
 use crate::pipeline::{Recognizer, transcribe_files};
-use layers::{BLOCK_PARAMS, Params, TrainableBlock, dropout_if, layer_norm, linear, mean_lookahead_ms, propagate_ready};
+use layers::{
+    BLOCK_PARAMS, Params, TrainableBlock, dropout_if, layer_norm, linear, mean_lookahead_ms, propagate_ready,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +132,23 @@ pub struct TrainConfig {
     /// Initial bias of the trained schedulers (positive = gates start mostly open).
     #[serde(default = "default_gate_bias")]
     pub gate_init_bias: f32,
+    /// Wall-clock budget of the run in minutes, from its start (a lent GPU's time is fixed):
+    /// after [`BUDGET_PROBE_STEPS`] steps the step count is cut to what fits, keeping a tenth
+    /// for export and calibration, and the learning-rate schedule ends at the new count.
+    #[serde(default)]
+    pub time_budget_minutes: Option<f64>,
+}
+
+/// Steps timed before a `time_budget_minutes` run fixes its step count.
+pub const BUDGET_PROBE_STEPS: usize = 10;
+
+/// The step count a time budget allows: `done` steps took `per_step_s` each, `left_s` of the
+/// budget remains (a tenth of the whole is kept for what follows the loop). Never more than
+/// `steps`, never fewer than `done + 1`.
+fn steps_within_budget(steps: usize, done: usize, per_step_s: f64, left_s: f64, budget_s: f64) -> usize {
+    let usable = left_s - 0.1 * budget_s;
+    let more = if per_step_s > 0.0 { (usable / per_step_s).floor().max(0.0) as usize } else { steps };
+    (done + more).clamp(done + 1, steps.max(done + 1))
 }
 
 fn default_calibrate_files() -> usize {
@@ -189,7 +213,6 @@ struct Head<'a> {
     cfg: &'a TransducerConfig,
 }
 
-
 impl Head<'_> {
     fn var(&self, name: &str) -> &Tensor {
         self.params.get(name)
@@ -198,9 +221,17 @@ impl Head<'_> {
     /// Joiner logits `[K, U+1, V]` for one utterance.
     fn logits(&self, feats: &Tensor, labels: &[u32]) -> candle_core::Result<Tensor> {
         let (t, d) = feats.dims2()?;
-        let x = if t % 2 == 1 { Tensor::cat(&[feats, &Tensor::zeros((1, d), DType::F32, feats.device())?], 0)? } else { feats.clone() };
+        let x = if t % 2 == 1 {
+            Tensor::cat(&[feats, &Tensor::zeros((1, d), DType::F32, feats.device())?], 0)?
+        } else {
+            feats.clone()
+        };
         let pairs = x.reshape((t.div_ceil(2), 2 * d))?;
-        let enc = linear(&linear(&pairs, self.var("subsample.weight"), self.var("subsample.bias"))?, self.var("enc_proj.weight"), self.var("enc_proj.bias"))?;
+        let enc = linear(
+            &linear(&pairs, self.var("subsample.weight"), self.var("subsample.bias"))?,
+            self.var("enc_proj.weight"),
+            self.var("enc_proj.bias"),
+        )?;
         let c = self.cfg.context_size;
         let blank = self.cfg.blank_id;
         let mut ids = Vec::with_capacity((labels.len() + 1) * c);
@@ -210,11 +241,18 @@ impl Head<'_> {
             }
         }
         let ids = Tensor::new(ids.as_slice(), feats.device())?;
-        let emb = self.var("embedding").index_select(&ids, 0)?.reshape((labels.len() + 1, c * self.cfg.joiner_dim))?;
+        let emb = self
+            .var("embedding")
+            .index_select(&ids, 0)?
+            .reshape((labels.len() + 1, c * self.cfg.joiner_dim))?;
         let pred = linear(&emb, self.var("pred_proj.weight"), self.var("pred_proj.bias"))?;
         let (k, u1, j) = (enc.dim(0)?, pred.dim(0)?, self.cfg.joiner_dim);
         let h = enc.unsqueeze(1)?.broadcast_add(&pred.unsqueeze(0)?)?.tanh()?.reshape((k * u1, j))?;
-        linear(&h, self.var("joiner_out.weight"), self.var("joiner_out.bias"))?.reshape((k, u1, self.cfg.vocab_size))
+        linear(&h, self.var("joiner_out.weight"), self.var("joiner_out.bias"))?.reshape((
+            k,
+            u1,
+            self.cfg.vocab_size,
+        ))
     }
 }
 
@@ -224,7 +262,12 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 
 fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
-    pb.set_style(ProgressStyle::with_template(&format!("{what} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {{msg}}")).expect("template"));
+    pb.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {{msg}}"
+        ))
+        .expect("template"),
+    );
     pb
 }
 
@@ -247,7 +290,9 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// frozen blocks (not the trained ones, which an `init_model` also carries).
 fn frozen_weights_sha256(tensors: &HashMap<String, Tensor>, first_trained: usize) -> anyhow::Result<String> {
     let frozen = |name: &str| match name.strip_prefix("blocks.") {
-        Some(rest) => rest.split('.').next().and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l < first_trained),
+        Some(rest) => {
+            rest.split('.').next().and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l < first_trained)
+        }
         None => name.starts_with("conv"),
     };
     let mut names: Vec<&String> = tensors.keys().filter(|n| frozen(n)).collect();
@@ -255,7 +300,14 @@ fn frozen_weights_sha256(tensors: &HashMap<String, Tensor>, first_trained: usize
     let mut bytes = Vec::new();
     for name in names {
         bytes.extend(name.as_bytes());
-        bytes.extend(tensors[name].to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()));
+        bytes.extend(
+            tensors[name]
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes()),
+        );
     }
     Ok(hex_sha256(&bytes))
 }
@@ -270,7 +322,8 @@ struct InitModel {
 impl InitModel {
     fn load(dir: &Path) -> anyhow::Result<Self> {
         let weights = dir.join("model.safetensors");
-        let tensors = candle_core::safetensors::load(&weights, &Device::Cpu).with_context(|| format!("init_model: {}", weights.display()))?;
+        let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
+            .with_context(|| format!("init_model: {}", weights.display()))?;
         let vocab = Vocabulary::load(&dir.join("vocabulary.txt"))?;
         Ok(Self { dir: dir.to_path_buf(), tensors, vocab })
     }
@@ -278,9 +331,17 @@ impl InitModel {
     /// Replaces the fresh tensors by the model's, which must have the same names and shapes.
     fn overlay(&self, tensors: &mut HashMap<String, Tensor>) -> anyhow::Result<()> {
         for (name, fresh) in tensors.iter_mut() {
-            let saved = self.tensors.get(name).with_context(|| format!("init_model {} lacks {name}", self.dir.display()))?;
+            let saved = self
+                .tensors
+                .get(name)
+                .with_context(|| format!("init_model {} lacks {name}", self.dir.display()))?;
             if saved.dims() != fresh.dims() {
-                bail!("init_model {}: {name} is {:?}, this recipe's model needs {:?}", self.dir.display(), saved.dims(), fresh.dims());
+                bail!(
+                    "init_model {}: {name} is {:?}, this recipe's model needs {:?}",
+                    self.dir.display(),
+                    saved.dims(),
+                    fresh.dims()
+                );
             }
             *fresh = saved.to_dtype(DType::F32)?;
         }
@@ -293,7 +354,7 @@ impl InitModel {
 #[allow(clippy::too_many_arguments)]
 fn encode_all(
     encoder: &TransducerModel,
-    entries: &[crate::eval::ManifestEntry],
+    entries: &[ManifestEntry],
     vocab: &Vocabulary,
     mode: Lookahead,
     frozen_blocks: usize,
@@ -348,7 +409,10 @@ fn encode_all(
 /// differ only after a dot — ancat-tiny.en and ancat-tiny.en-nodistill — keep apart.
 pub(crate) fn checkpoint_paths(output: &Path) -> (PathBuf, PathBuf) {
     let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    (output.with_file_name(format!("{name}.checkpoint.safetensors")), output.with_file_name(format!("{name}.checkpoint.json")))
+    (
+        output.with_file_name(format!("{name}.checkpoint.safetensors")),
+        output.with_file_name(format!("{name}.checkpoint.json")),
+    )
 }
 
 /// Stores encoded utterances (hidden states and targets as f16) under a temporary name, then
@@ -391,7 +455,9 @@ pub fn parse_device(name: &str) -> anyhow::Result<Device> {
     match name {
         "cpu" => Ok(Device::Cpu),
         _ if name.starts_with("cuda") && !cfg!(feature = "cuda") => {
-            bail!("--device {name}: this hark was built without CUDA; build it with scripts/build-cuda.sh (or `cargo build --release --features cuda` where CUDA's toolkit is installed)")
+            bail!(
+                "--device {name}: this hark was built without CUDA; build it with scripts/build-cuda.sh (or `cargo build --release --features cuda` where CUDA's toolkit is installed)"
+            )
         }
         "cuda" => Device::new_cuda(0).context("--device cuda"),
         _ => match name.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
@@ -414,7 +480,7 @@ fn load_config(config_path: &Path) -> anyhow::Result<(TrainConfig, &Path)> {
 }
 
 /// The utterances of the config's training manifests (at most `max_utterances` of each).
-fn training_entries(cfg: &TrainConfig, base: &Path) -> anyhow::Result<Vec<crate::eval::ManifestEntry>> {
+fn training_entries(cfg: &TrainConfig, base: &Path) -> anyhow::Result<Vec<ManifestEntry>> {
     let mut entries = Vec::new();
     for m in &cfg.train {
         let mut e = read_manifest(&resolve(base, m))?;
@@ -438,19 +504,27 @@ pub fn train_with_stats(config_path: &Path, resume: bool) -> anyhow::Result<Vec<
 /// cuda`): the frozen blocks' encoding and the trained blocks, head and optimiser run there; the
 /// RNN-T lattice, dev checks and calibration run on the CPU. Returns every step's figures.
 pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Result<Vec<StepStats>> {
+    let run_started = Instant::now();
     let (cfg, base) = load_config(config_path)?;
     let mode: Lookahead = cfg.lookahead.parse().map_err(anyhow::Error::msg)?;
     let device = device.clone();
     let entries = training_entries(&cfg, base)?;
     let init = cfg.init_model.as_ref().map(|p| InitModel::load(&resolve(base, p))).transpose()?;
     let vocab = match (cfg.word_pieces, &init) {
-        (Some(n), Some(init)) if n != init.vocab.len() => bail!("word_pieces = {n} but init_model {} has {} tokens", init.dir.display(), init.vocab.len()),
+        (Some(n), Some(init)) if n != init.vocab.len() => {
+            bail!("word_pieces = {n} but init_model {} has {} tokens", init.dir.display(), init.vocab.len())
+        }
         (_, Some(init)) => init.vocab.clone(),
         (Some(size), None) => {
             let vocab = Vocabulary::learn_pieces(entries.iter().map(|e| e.reference.as_str()), size)?;
-            let words: usize = entries.iter().map(|e| crate::eval::normalize(&e.reference).split_whitespace().count()).sum();
+            let words: usize =
+                entries.iter().map(|e| eval::normalize(&e.reference).split_whitespace().count()).sum();
             let pieces: usize = entries.iter().map(|e| vocab.encode(&e.reference).len()).sum();
-            eprintln!("hark: {} word pieces, {:.2} per word of the training text", vocab.len(), pieces as f64 / words.max(1) as f64);
+            eprintln!(
+                "hark: {} word pieces, {:.2} per word of the training text",
+                vocab.len(),
+                pieces as f64 / words.max(1) as f64
+            );
             vocab
         }
         (None, None) => Vocabulary::characters(),
@@ -463,7 +537,10 @@ pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Re
     }
     let first_trained = n_layers - cfg.unfreeze;
     if mode == Lookahead::Adaptive {
-        let frames = cfg.lookahead_frames.clone().context("adaptive training needs lookahead_frames (one window per encoder block)")?;
+        let frames = cfg
+            .lookahead_frames
+            .clone()
+            .context("adaptive training needs lookahead_frames (one window per encoder block)")?;
         if frames.len() != n_layers {
             bail!("lookahead_frames lists {} windows for {n_layers} blocks", frames.len());
         }
@@ -476,7 +553,7 @@ pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Re
     }
     let mut tensors = random_tensors(&model_cfg, cfg.seed)?;
     if let Some(w) = &cfg.init_whisper {
-        let dir = crate::models::resolve(w)?;
+        let dir = models::resolve(w)?;
         load_whisper_encoder(&mut tensors, &dir, &model_cfg)?;
     }
     // The distillation teacher is Whisper's own encoder, also when continuing from a model
@@ -484,7 +561,9 @@ pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Re
     let teacher = match &init {
         Some(_) if cfg.distill_weight > 0.0 => {
             if cfg.init_whisper.is_none() {
-                bail!("distill_weight with init_model needs init_whisper: the distillation teacher is Whisper's encoder");
+                bail!(
+                    "distill_weight with init_model needs init_whisper: the distillation teacher is Whisper's encoder"
+                );
             }
             Some(TransducerModel::from_tensors(model_cfg.clone(), &tensors, &device)?)
         }
@@ -519,8 +598,16 @@ pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Re
 
     // The frozen blocks' outputs, once per utterance, kept on disk for the next run with the
     // same data and frozen blocks.
-    let lower: Vec<String> = (0..first_trained).map(|l| future_frames(mode, &model_cfg, l, true).map_or("all".into(), |w| w.to_string())).collect();
-    let shape = TransducerConfig { lookahead_frames: Vec::new(), origin: String::new(), calibrated_layers: Vec::new(), latency_curve: Vec::new(), ..model_cfg.clone() };
+    let lower: Vec<String> = (0..first_trained)
+        .map(|l| future_frames(mode, &model_cfg, l, true).map_or("all".into(), |w| w.to_string()))
+        .collect();
+    let shape = TransducerConfig {
+        lookahead_frames: Vec::new(),
+        origin: String::new(),
+        calibrated_layers: Vec::new(),
+        latency_curve: Vec::new(),
+        ..model_cfg.clone()
+    };
     let fingerprint = format!(
         "v1 {shape:?} whisper={:?} frozen={} lower={lower:?} distill={} augment={:?} seed={} files={:?} vocabulary={:?}",
         cfg.init_whisper,
@@ -528,19 +615,41 @@ pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Re
         cfg.distill_weight > 0.0,
         cfg.augment,
         cfg.seed,
-        entries.iter().map(|e| (e.path.display().to_string(), &e.reference, std::fs::metadata(&e.path).map(|m| m.len()).unwrap_or(0))).collect::<Vec<_>>(),
+        entries
+            .iter()
+            .map(|e| (
+                e.path.display().to_string(),
+                &e.reference,
+                std::fs::metadata(&e.path).map(|m| m.len()).unwrap_or(0)
+            ))
+            .collect::<Vec<_>>(),
         // The labels are cached too.
         (0..vocab.len() as u32).map(|i| vocab.token(i)).collect::<Vec<_>>()
     );
-    let cache = crate::models::cache_root().join("encoded").join(format!("{}.safetensors", &hex_sha256(fingerprint.as_bytes())[..16]));
+    let cache = models::cache_root()
+        .join("encoded")
+        .join(format!("{}.safetensors", &hex_sha256(fingerprint.as_bytes())[..16]));
     let data = match load_encoded(&cache, &device).filter(|_| cfg.keep_encoded) {
         Some(data) => {
             eprintln!("hark: {} encoded training utterances from {}", data.len(), cache.display());
             data
         }
         None => {
-            let mut augmenter = cfg.augment.clone().map(|a| augment::Augmenter::new(a, base, cfg.seed ^ 0xa06)).transpose()?;
-            let data = encode_all(&encoder, &entries, &vocab, mode, first_trained, (cfg.distill_weight > 0.0).then(|| teacher.as_ref().unwrap_or(&encoder)), augmenter.as_mut(), &device)?;
+            let mut augmenter = cfg
+                .augment
+                .clone()
+                .map(|a| augment::Augmenter::new(a, base, cfg.seed ^ 0xa06))
+                .transpose()?;
+            let data = encode_all(
+                &encoder,
+                &entries,
+                &vocab,
+                mode,
+                first_trained,
+                (cfg.distill_weight > 0.0).then(|| teacher.as_ref().unwrap_or(&encoder)),
+                augmenter.as_mut(),
+                &device,
+            )?;
             if cfg.keep_encoded
                 && let Err(e) = save_encoded(&cache, &data)
             {
@@ -582,7 +691,10 @@ pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Re
     if resume && checkpoint.is_file() {
         let saved = candle_core::safetensors::load(&checkpoint, &device)?;
         for name in &trained {
-            tensors.insert(name.clone(), saved.get(name).with_context(|| format!("checkpoint lacks {name}"))?.clone());
+            tensors.insert(
+                name.clone(),
+                saved.get(name).with_context(|| format!("checkpoint lacks {name}"))?.clone(),
+            );
         }
         let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_path)?)?;
         start = state["step"].as_u64().unwrap_or(0) as usize;
@@ -591,14 +703,28 @@ pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Re
     let mut fixed = tensors.clone();
     let mut vars = HashMap::new();
     for name in &trained {
-        vars.insert(name.clone(), Var::from_tensor(&fixed.remove(name).with_context(|| format!("model lacks {name}"))?)?);
+        vars.insert(
+            name.clone(),
+            Var::from_tensor(&fixed.remove(name).with_context(|| format!("model lacks {name}"))?)?,
+        );
     }
     let params = Params { vars, fixed };
     let group = |names: &[String]| -> Vec<Var> { names.iter().map(|n| params.vars[n].clone()).collect() };
-    let mut head_opt = AdamW::new(group(&head_names), ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..Default::default() })?;
-    let mut encoder_opt = AdamW::new(group(&encoder_names), ParamsAdamW { lr: cfg.lr * cfg.encoder_lr_scale, weight_decay: cfg.weight_decay, ..Default::default() })?;
+    let mut head_opt = AdamW::new(
+        group(&head_names),
+        ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..Default::default() },
+    )?;
+    let mut encoder_opt = AdamW::new(
+        group(&encoder_names),
+        ParamsAdamW {
+            lr: cfg.lr * cfg.encoder_lr_scale,
+            weight_decay: cfg.weight_decay,
+            ..Default::default()
+        },
+    )?;
     let save_checkpoint = |step: usize| -> anyhow::Result<()> {
-        let map: HashMap<String, Tensor> = params.vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+        let map: HashMap<String, Tensor> =
+            params.vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
         candle_core::safetensors::save(&map, &checkpoint)?;
         std::fs::write(&state_path, serde_json::json!({ "step": step }).to_string())?;
         Ok(())
@@ -624,72 +750,108 @@ pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Re
 
     let mut rng = Rng::new(cfg.seed ^ 0x5eed);
     let mut stats = Vec::new();
-    let pb = bar(cfg.steps as u64, "training");
+    let mut steps = cfg.steps;
+    let pb = bar(steps as u64, "training");
     pb.set_position(start as u64);
     let t0 = Instant::now();
     let mut utts = 0usize;
     let head = Head { params: &params, cfg: &model_cfg };
-    for step in start..cfg.steps {
-        let lr = layers::warmup_cosine(cfg.lr, step, cfg.warmup, cfg.steps, 0.1);
+    let mut step = start;
+    while step < steps {
+        let lr = layers::warmup_cosine(cfg.lr, step, cfg.warmup, steps, 0.1);
         head_opt.set_learning_rate(lr);
         encoder_opt.set_learning_rate(lr * cfg.encoder_lr_scale);
-        let zero = || Tensor::zeros((), DType::F32, &device);
-        let (mut rnnt_sum, mut latency_sum, mut gate_sum, mut distill_sum) = (zero()?, zero()?, zero()?, zero()?);
-        let mut tokens = 0;
-        for _ in 0..cfg.batch {
-            let ex = &data[(rng.next_u64() % data.len() as u64) as usize];
+        // One utterance's graph at a time: each utterance's share of the loss is backpropagated as
+        // soon as it is computed and the gradients summed, so memory holds one graph, not the
+        // batch's (16 long LibriSpeech utterances held over 15 GB). The latency hinge is
+        // therefore per utterance: each utterance's expected lookahead above the budget costs.
+        let picks: Vec<&Example> =
+            (0..cfg.batch).map(|_| &data[(rng.next_u64() % data.len() as u64) as usize]).collect();
+        let tokens: usize = picks.iter().map(|e| e.labels.len()).sum();
+        let per_utt = 1.0 / cfg.batch as f64;
+        let (mut rnnt_total, mut latency_total, mut gate_total) = (0f64, 0f64, 0f64);
+        let mut sums: HashMap<candle_core::TensorId, Tensor> = HashMap::new();
+        let mut last = None;
+        for ex in picks {
             let mut x = ex.hidden.clone();
             let mut ready = ex.ready.clone();
+            let mut gate = Tensor::zeros((), DType::F32, &device)?;
             for l in first_trained..n_layers {
-                let out = TrainableBlock { layer: l, params: &params }.forward(&x, mode, &model_cfg, cfg.dropout)?;
+                let out = TrainableBlock { layer: l, params: &params }.forward(
+                    &x,
+                    mode,
+                    &model_cfg,
+                    cfg.dropout,
+                )?;
                 if let Some(window) = future_frames(mode, &model_cfg, l, true) {
                     ready = propagate_ready(&ready, &out.gate_prob, window)?;
                 }
                 if mode == Lookahead::Adaptive {
-                    gate_sum = (gate_sum + (out.gate_prob.mean_all()? / cfg.unfreeze as f64)?)?;
+                    gate = (gate + (out.gate_prob.mean_all()? / cfg.unfreeze as f64)?)?;
                 }
                 x = out.x;
             }
             let feats = layer_norm(&x, params.get("ln_post.weight"), params.get("ln_post.bias"))?;
-            if let Some(target) = &ex.target {
-                distill_sum = (distill_sum + (&feats - target)?.sqr()?.mean_all()?)?;
-            }
             let logits = head.logits(&dropout_if(&feats, cfg.dropout)?, &ex.labels)?;
-            rnnt_sum = (rnnt_sum + rnnt::rnnt_loss(&logits, &ex.labels, model_cfg.blank_id)?)?;
-            if mode != Lookahead::Full {
-                latency_sum = (latency_sum + mean_lookahead_ms(&ready)?)?;
+            let rnnt_u = rnnt::rnnt_loss(&logits, &ex.labels, model_cfg.blank_id)?;
+            let mut loss = (&rnnt_u / tokens as f64)?;
+            if let Some(target) = &ex.target
+                && cfg.distill_weight > 0.0
+            {
+                loss = (loss + ((&feats - target)?.sqr()?.mean_all()? * (per_utt * cfg.distill_weight))?)?;
             }
-            tokens += ex.labels.len();
+            if mode != Lookahead::Full {
+                let latency = mean_lookahead_ms(&ready)?;
+                if cfg.latency_weight > 0.0 && mode == Lookahead::Adaptive {
+                    let excess = (&latency - cfg.latency_budget_ms)?.relu()?;
+                    loss = (loss + (excess * (per_utt * cfg.latency_weight / 100.0))?)?;
+                }
+                latency_total += latency.to_scalar::<f32>()? as f64;
+            }
+            if cfg.gate_weight > 0.0 && mode == Lookahead::Adaptive {
+                loss = (loss + (&gate * (per_utt * cfg.gate_weight))?)?;
+            }
+            let total: f32 = loss.to_scalar()?;
+            if !total.is_finite() {
+                bail!("the loss became {total} at step {step}; lower the learning rate");
+            }
+            rnnt_total += rnnt_u.to_scalar::<f32>()? as f64;
+            gate_total += gate.to_scalar::<f32>()? as f64;
+            let g = loss.backward()?;
+            for v in params.vars.values() {
+                if let Some(gv) = g.get(v.as_tensor()) {
+                    let sum = match sums.remove(&v.id()) {
+                        Some(s) => (s + gv)?,
+                        None => gv.clone(),
+                    };
+                    sums.insert(v.id(), sum);
+                }
+            }
+            last = Some(g);
         }
         utts += cfg.batch;
-        let per_utt = 1.0 / cfg.batch as f64;
-        let rnnt_loss = (rnnt_sum / tokens as f64)?;
-        let latency = (latency_sum * per_utt)?;
-        let gate_rate = (gate_sum * per_utt)?;
-        let mut loss = rnnt_loss.clone();
-        if cfg.latency_weight > 0.0 && mode == Lookahead::Adaptive {
-            let excess = (&latency - cfg.latency_budget_ms)?.relu()?;
-            loss = (loss + (excess * (cfg.latency_weight / 100.0))?)?;
+        // The last utterance's store, holding the sums, is what the optimisers read.
+        let mut grads = last.context("batch = 0")?;
+        for v in params.vars.values() {
+            if let Some(sum) = sums.remove(&v.id()) {
+                grads.insert(v.as_tensor(), sum);
+            }
         }
-        if cfg.gate_weight > 0.0 && mode == Lookahead::Adaptive {
-            loss = (loss + (&gate_rate * cfg.gate_weight)?)?;
-        }
-        if cfg.distill_weight > 0.0 {
-            loss = (loss + (distill_sum * (per_utt * cfg.distill_weight))?)?;
-        }
-        let value: f32 = rnnt_loss.to_scalar()?;
-        let total: f32 = loss.to_scalar()?;
-        if !total.is_finite() {
-            bail!("the loss became {total} at step {step}; lower the learning rate");
-        }
-        let step_stats = StepStats { loss: value, lookahead_ms: latency.to_scalar()?, gate_rate: gate_rate.to_scalar()? };
-        let mut grads = loss.backward()?;
+        let value = (rnnt_total / tokens.max(1) as f64) as f32;
+        let step_stats = StepStats {
+            loss: value,
+            lookahead_ms: (latency_total * per_utt) as f32,
+            gate_rate: (gate_total * per_utt) as f32,
+        };
         layers::clip_grad_norm(&mut grads, params.vars.values(), cfg.clip_norm)?;
         head_opt.step(&grads)?;
         encoder_opt.step(&grads)?;
         stats.push(step_stats);
         pb.inc(1);
-        let mut msg = format!("loss/token {value:.3}  {:.1} utt/s  lr {lr:.1e}", utts as f64 / t0.elapsed().as_secs_f64());
+        let mut msg = format!(
+            "loss/token {value:.3}  {:.1} utt/s  lr {lr:.1e}",
+            utts as f64 / t0.elapsed().as_secs_f64()
+        );
         if mode != Lookahead::Full {
             msg += &format!("  lookahead {:.0} ms", step_stats.lookahead_ms);
         }
@@ -698,20 +860,41 @@ pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Re
         }
         let done = step + 1;
         if pb.is_hidden() && done % 50 == 0 {
-            eprintln!("hark: step {done}/{}: {msg}", cfg.steps); // a log line where no bar is drawn
+            eprintln!("hark: step {done}/{steps}: {msg}"); // a log line where no bar is drawn
         }
         pb.set_message(msg);
-        if done % cfg.checkpoint_every == 0 || done == cfg.steps {
+        if let Some(minutes) = cfg.time_budget_minutes.filter(|_| done == start + BUDGET_PROBE_STEPS) {
+            let budget_s = minutes * 60.0;
+            let fit = steps_within_budget(
+                steps,
+                done,
+                t0.elapsed().as_secs_f64() / BUDGET_PROBE_STEPS as f64,
+                budget_s - run_started.elapsed().as_secs_f64(),
+                budget_s,
+            );
+            if fit < steps {
+                pb.suspend(|| eprintln!("hark: {fit} of {steps} steps fit in the {minutes} min budget"));
+                steps = fit;
+                pb.set_length(steps as u64);
+            }
+        }
+        if done % cfg.checkpoint_every == 0 || done == steps {
             save_checkpoint(done)?;
             export(done)?;
         }
-        if let Some(dev) = cfg.dev.as_ref().filter(|_| done % cfg.dev_every == 0 || done == cfg.steps) {
+        if let Some(dev) = cfg.dev.as_ref().filter(|_| done % cfg.dev_every == 0 || done == steps) {
             let wer = dev_wer(&output, &resolve(base, dev), mode, cfg.dev_files)?;
-            pb.suspend(|| eprintln!("hark: step {done}: loss/token {value:.3}, dev WER {wer:.2}% ({} files)", cfg.dev_files));
+            pb.suspend(|| {
+                eprintln!(
+                    "hark: step {done}: loss/token {value:.3}, dev WER {wer:.2}% ({} files)",
+                    cfg.dev_files
+                )
+            });
         }
+        step = done;
     }
     pb.finish();
-    if start < cfg.steps {
+    if start < steps {
         calibrate_exported(&cfg, &output, &entries)?;
     }
     Ok(stats)
@@ -719,15 +902,23 @@ pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Re
 
 /// Runs the latency calibration of the config (if any) on its exported model: the schedulers of
 /// the top `unfreeze` blocks, on `calibrate_files` training utterances spread over `entries`.
-fn calibrate_exported(cfg: &TrainConfig, output: &Path, entries: &[crate::eval::ManifestEntry]) -> anyhow::Result<()> {
-    let (Some(target), Lookahead::Adaptive, Some(frames)) = (cfg.calibrate_lookahead_ms, cfg.lookahead.parse().map_err(anyhow::Error::msg)?, &cfg.lookahead_frames) else {
+fn calibrate_exported(cfg: &TrainConfig, output: &Path, entries: &[ManifestEntry]) -> anyhow::Result<()> {
+    let (Some(target), Lookahead::Adaptive, Some(frames)) = (
+        cfg.calibrate_lookahead_ms,
+        cfg.lookahead.parse().map_err(anyhow::Error::msg)?,
+        &cfg.lookahead_frames,
+    ) else {
         return Ok(());
     };
     let stride = (entries.len() / cfg.calibrate_files.max(1)).max(1);
-    let audio: Vec<PathBuf> = entries.iter().step_by(stride).take(cfg.calibrate_files).map(|e| e.path.clone()).collect();
+    let audio: Vec<PathBuf> =
+        entries.iter().step_by(stride).take(cfg.calibrate_files).map(|e| e.path.clone()).collect();
     let layers: Vec<usize> = (frames.len().saturating_sub(cfg.unfreeze)..frames.len()).collect();
     let (before, after, offset) = calibrate::calibrate(output, &layers, &audio, target)?;
-    eprintln!("hark: mean lookahead on {} training utterances {before:.1} ms → {after:.1} ms (scheduler bias −{offset:.3})", audio.len());
+    eprintln!(
+        "hark: mean lookahead on {} training utterances {before:.1} ms → {after:.1} ms (scheduler bias −{offset:.3})",
+        audio.len()
+    );
     Ok(())
 }
 
@@ -746,7 +937,7 @@ fn dev_wer(model_dir: &Path, manifest: &Path, mode: Lookahead, n: usize) -> anyh
     let mut entries = read_manifest(manifest)?;
     entries.truncate(n.max(1));
     let engine = TransducerEngine::load(model_dir, mode)?;
-    let rec = Recognizer::Transducer(engine, TransducerOptions::greedy(mode));
+    let rec = Recognizer::Transducer(engine, TransducerOptions::greedy());
     let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
     let mut hyps = vec![String::new(); paths.len()];
     transcribe_files(&paths, &rec, None, 2, |o| {
@@ -763,7 +954,6 @@ fn dev_wer(model_dir: &Path, manifest: &Path, mode: Lookahead, n: usize) -> anyh
     Ok(100.0 * errors as f64 / words.max(1) as f64)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -779,6 +969,16 @@ mod tests {
             let err = format!("{:#}", parse_device("cuda").unwrap_err());
             assert!(err.contains("built without CUDA"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_time_budget_cuts_the_step_count_to_what_fits() {
+        // 10 steps of 2 s done, 500 s of a 600 s budget left, 60 s kept: 220 more steps.
+        assert_eq!(steps_within_budget(1000, 10, 2.0, 500.0, 600.0), 230);
+        // Plenty of time: the recipe's count stands.
+        assert_eq!(steps_within_budget(100, 10, 0.1, 500.0, 600.0), 100);
+        // Out of time already: one more step, so the run still ends with an export.
+        assert_eq!(steps_within_budget(1000, 10, 2.0, 30.0, 600.0), 11);
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub fn read<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
 
 fn read_table(path: &Path, depth: usize) -> anyhow::Result<toml::Table> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let Some(base) = table.remove("extends") else {
         return Ok(table);
     };
@@ -27,12 +28,16 @@ fn read_table(path: &Path, depth: usize) -> anyhow::Result<toml::Table> {
         bail!("{}: extends must be a file name", path.display());
     };
     if Path::new(base).components().count() != 1 {
-        bail!("{}: extends = {base:?} must name a recipe in the same folder (its relative paths would mean other files)", path.display());
+        bail!(
+            "{}: extends = {base:?} must name a recipe in the same folder (its relative paths would mean other files)",
+            path.display()
+        );
     }
     if depth >= MAX_DEPTH {
         bail!("{}: extends goes more than {MAX_DEPTH} recipes deep (a loop?)", path.display());
     }
-    let mut merged = read_table(&path.with_file_name(base), depth + 1).with_context(|| format!("{} extends {base}", path.display()))?;
+    let mut merged = read_table(&path.with_file_name(base), depth + 1)
+        .with_context(|| format!("{} extends {base}", path.display()))?;
     merge(&mut merged, table);
     Ok(merged)
 }
@@ -70,11 +75,22 @@ mod tests {
     #[test]
     fn a_recipe_changes_only_what_it_names() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("base.toml"), "output = \"a\"\nsteps = 10\nlr = 0.1\n[model]\ndim = 4\nblocks = 2\n").unwrap();
-        std::fs::write(dir.path().join("more.toml"), "extends = \"base.toml\"\noutput = \"b\"\n[model]\nblocks = 6\n").unwrap();
+        std::fs::write(
+            dir.path().join("base.toml"),
+            "output = \"a\"\nsteps = 10\nlr = 0.1\n[model]\ndim = 4\nblocks = 2\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("more.toml"),
+            "extends = \"base.toml\"\noutput = \"b\"\n[model]\nblocks = 6\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("most.toml"), "extends = \"more.toml\"\nsteps = 30\n").unwrap();
         let most: Recipe = read(&dir.path().join("most.toml")).unwrap();
-        assert_eq!(most, Recipe { output: "b".into(), steps: 30, lr: 0.1, model: Model { dim: 4, blocks: 6 } });
+        assert_eq!(
+            most,
+            Recipe { output: "b".into(), steps: 30, lr: 0.1, model: Model { dim: 4, blocks: 6 } }
+        );
         let base: Recipe = read(&dir.path().join("base.toml")).unwrap();
         assert_eq!(base.model.blocks, 2);
     }
@@ -89,7 +105,11 @@ mod tests {
         std::fs::write(dir.path().join("c.toml"), "extends = \"../c.toml\"\n").unwrap();
         let err = format!("{:#}", read::<Recipe>(&dir.path().join("c.toml")).unwrap_err());
         assert!(err.contains("same folder"), "{err}");
-        std::fs::write(dir.path().join("base.toml"), "output = \"a\"\nsteps = 1\n[model]\ndim = 4\nblocks = 2\n").unwrap();
+        std::fs::write(
+            dir.path().join("base.toml"),
+            "output = \"a\"\nsteps = 1\n[model]\ndim = 4\nblocks = 2\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("typo.toml"), "extends = \"base.toml\"\nstep = 3\n").unwrap();
         let err = format!("{:#}", read::<Recipe>(&dir.path().join("typo.toml")).unwrap_err());
         assert!(err.contains("step"), "{err}");

@@ -106,13 +106,20 @@ impl Lattice {
                 let a = self.alpha[cell];
                 // d(−log P)/d log-prob of the two transitions out of (t, u).
                 let mut d_blank = 0.0;
-                let next_blank = if tt + 1 < t { Some(self.beta[(tt + 1) * u1 + uu]) } else if uu == u1 - 1 { Some(0.0) } else { None };
+                let next_blank = if tt + 1 < t {
+                    Some(self.beta[(tt + 1) * u1 + uu])
+                } else if uu == u1 - 1 {
+                    Some(0.0)
+                } else {
+                    None
+                };
                 if let Some(nb) = next_blank {
                     d_blank = -(a + self.lp[cell * v + blank as usize] + nb - log_p).exp();
                 }
                 let mut d_label = 0.0;
                 if uu + 1 < u1 {
-                    d_label = -(a + self.lp[cell * v + labels[uu] as usize] + self.beta[cell + 1] - log_p).exp();
+                    d_label =
+                        -(a + self.lp[cell * v + labels[uu] as usize] + self.beta[cell + 1] - log_p).exp();
                 }
                 // Through log-softmax: dz_k = dlp_k − p_k · Σ_j dlp_j.
                 let total = d_blank + d_label;
@@ -137,7 +144,10 @@ impl RnntLoss {
     fn lattice(&self, z: &[f32], shape: &Shape) -> Result<Lattice> {
         let (t, u1, v) = shape.dims3()?;
         if u1 != self.labels.len() + 1 {
-            candle_core::bail!("rnnt loss: logits have U+1 = {u1} but there are {} labels", self.labels.len());
+            candle_core::bail!(
+                "rnnt loss: logits have U+1 = {u1} but there are {} labels",
+                self.labels.len()
+            );
         }
         if t == 0 {
             candle_core::bail!("rnnt loss: no frames");
@@ -192,7 +202,18 @@ mod tests {
     fn brute_force(z: &[f32], t: usize, u1: usize, v: usize, labels: &[u32], blank: u32) -> f64 {
         let lp = log_probs(z, t * u1, v);
         #[allow(clippy::too_many_arguments)]
-        fn walk(lp: &[f64], t: usize, u1: usize, v: usize, labels: &[u32], blank: u32, tt: usize, uu: usize, acc: f64, out: &mut Vec<f64>) {
+        fn walk(
+            lp: &[f64],
+            t: usize,
+            u1: usize,
+            v: usize,
+            labels: &[u32],
+            blank: u32,
+            tt: usize,
+            uu: usize,
+            acc: f64,
+            out: &mut Vec<f64>,
+        ) {
             let at = |a: usize, b: usize, k: u32| lp[(a * u1 + b) * v + k as usize];
             if tt == t - 1 && uu == u1 - 1 {
                 out.push(acc + at(tt, uu, blank));
@@ -217,7 +238,11 @@ mod tests {
 
     #[test]
     fn rnnt_loss_equals_brute_force_enumeration() {
-        for (seed, (t, labels)) in [(4, vec![1u32, 2]), (5, vec![3, 3, 1]), (1, vec![2]), (3, vec![]), (6, vec![1, 2, 3, 1, 2])].into_iter().enumerate() {
+        for (seed, (t, labels)) in
+            [(4, vec![1u32, 2]), (5, vec![3, 3, 1]), (1, vec![2]), (3, vec![]), (6, vec![1, 2, 3, 1, 2])]
+                .into_iter()
+                .enumerate()
+        {
             let (u1, v) = (labels.len() + 1, 4);
             let z = random(t * u1 * v, seed as u64);
             let lattice = Lattice::new(&z, t, u1, v, &labels, 0);

@@ -18,7 +18,10 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::asr::transducer::init::Rng;
-use crate::separation::mossformer::{SeparatorConfig, Separator, init};
+use crate::audio::FileSource;
+use crate::audio::Resampler;
+use crate::audio::SAMPLE_RATE;
+use crate::separation::mossformer::{Separator, SeparatorConfig, init};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +88,8 @@ struct Source {
 fn load_sources(manifests: &[PathBuf], rate: u32) -> anyhow::Result<Vec<Source>> {
     let mut rows = Vec::new();
     for manifest in manifests {
-        let text = std::fs::read_to_string(manifest).with_context(|| format!("reading {}", manifest.display()))?;
+        let text =
+            std::fs::read_to_string(manifest).with_context(|| format!("reading {}", manifest.display()))?;
         let base = manifest.parent().unwrap_or(Path::new("."));
         for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
             let cols: Vec<&str> = line.split('\t').collect();
@@ -98,8 +102,10 @@ fn load_sources(manifests: &[PathBuf], rate: u32) -> anyhow::Result<Vec<Source>>
     let sources: Vec<anyhow::Result<Source>> = rows
         .par_iter()
         .map(|(path, speaker)| {
-            let audio = crate::audio::FileSource::open(path).and_then(|s| s.read_all()).with_context(|| format!("reading {}", path.display()))?;
-            let samples = crate::audio::Resampler::resample_all(&audio, crate::audio::SAMPLE_RATE, rate)?;
+            let audio = FileSource::open(path)
+                .and_then(|s| s.read_all())
+                .with_context(|| format!("reading {}", path.display()))?;
+            let samples = Resampler::resample_all(&audio, SAMPLE_RATE, rate)?;
             Ok(Source { speaker: speaker.clone(), samples })
         })
         .collect();
@@ -150,7 +156,12 @@ fn draw(x: &[f32], len: usize, perturb: f32, rng: &mut Rng) -> Vec<f32> {
 }
 
 /// A batch of two-speaker mixtures `[B, L]` and their sources `[B, 2, L]`, on `device`.
-fn batch(sources: &[Source], cfg: &SeparationTrainConfig, rng: &mut Rng, device: &Device) -> anyhow::Result<(Tensor, Tensor)> {
+fn batch(
+    sources: &[Source],
+    cfg: &SeparationTrainConfig,
+    rng: &mut Rng,
+    device: &Device,
+) -> anyhow::Result<(Tensor, Tensor)> {
     let len = (cfg.segment_s * cfg.model.sample_rate as f32) as usize;
     let (mut mixes, mut refs) = (Vec::new(), Vec::new());
     for _ in 0..cfg.batch {
@@ -161,10 +172,13 @@ fn batch(sources: &[Source], cfg: &SeparationTrainConfig, rng: &mut Rng, device:
                 break b;
             }
         };
-        let (mut s1, mut s2) = (draw(&a.samples, len, cfg.speed_perturb, rng), draw(&b.samples, len, cfg.speed_perturb, rng));
+        let (mut s1, mut s2) =
+            (draw(&a.samples, len, cfg.speed_perturb, rng), draw(&b.samples, len, cfg.speed_perturb, rng));
         let db = (rng.uniform() * 2.0 - 1.0) * cfg.level_db / 2.0;
         let target = 0.05 * 10f32.powf((rng.uniform() * 2.0 - 1.0) * 0.3); // about −26 dBFS, ±6 dB
-        for (s, level) in [(&mut s1, target * 10f32.powf(db / 20.0)), (&mut s2, target * 10f32.powf(-db / 20.0))] {
+        for (s, level) in
+            [(&mut s1, target * 10f32.powf(db / 20.0)), (&mut s2, target * 10f32.powf(-db / 20.0))]
+        {
             let gain = level / rms(s).max(1e-4);
             s.iter_mut().for_each(|v| *v *= gain);
         }
@@ -172,7 +186,10 @@ fn batch(sources: &[Source], cfg: &SeparationTrainConfig, rng: &mut Rng, device:
         refs.extend(s1);
         refs.extend(s2);
     }
-    Ok((Tensor::from_vec(mixes, (cfg.batch, len), device)?, Tensor::from_vec(refs, (cfg.batch, 2, len), device)?))
+    Ok((
+        Tensor::from_vec(mixes, (cfg.batch, len), device)?,
+        Tensor::from_vec(refs, (cfg.batch, 2, len), device)?,
+    ))
 }
 
 /// SI-SNR (dB) of each estimate row against its reference row, `[B, L]` → `[B]`.
@@ -198,7 +215,12 @@ pub fn pit_si_snr(est: &Tensor, reference: &Tensor) -> candle_core::Result<Tenso
 }
 
 /// Writes the model folder from `weights` on the CPU.
-fn save_model(dir: &Path, cfg: &SeparatorConfig, weights: &HashMap<String, Tensor>, origin: &str) -> anyhow::Result<()> {
+fn save_model(
+    dir: &Path,
+    cfg: &SeparatorConfig,
+    weights: &HashMap<String, Tensor>,
+    origin: &str,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     // Written under temporary names and renamed, so an interrupted save leaves the old model.
     let tmp = dir.join("model.safetensors.part");
@@ -233,8 +255,14 @@ pub fn train(config_path: &Path, resume: bool, device: &Device) -> anyhow::Resul
     if speakers.len() < 2 {
         bail!("the training manifests name {} speaker(s); mixtures need at least two", speakers.len());
     }
-    let hours = sources.iter().map(|s| s.samples.len()).sum::<usize>() as f64 / cfg.model.sample_rate as f64 / 3600.0;
-    eprintln!("hark: {} recordings, {} speakers, {hours:.2} h loaded in {:.0} s", sources.len(), speakers.len(), t0.elapsed().as_secs_f64());
+    let hours =
+        sources.iter().map(|s| s.samples.len()).sum::<usize>() as f64 / cfg.model.sample_rate as f64 / 3600.0;
+    eprintln!(
+        "hark: {} recordings, {} speakers, {hours:.2} h loaded in {:.0} s",
+        sources.len(),
+        speakers.len(),
+        t0.elapsed().as_secs_f64()
+    );
 
     // The checkpoint lives beside the output folder, so that folder's parent must exist.
     std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
@@ -247,9 +275,17 @@ pub fn train(config_path: &Path, resume: bool, device: &Device) -> anyhow::Resul
         start = state["step"].as_u64().unwrap_or(0) as usize;
         eprintln!("hark: resuming at step {start} (optimizer moments restart)");
     }
-    let vars: HashMap<String, Var> = weights.iter().map(|(n, t)| Ok((n.clone(), Var::from_tensor(&t.to_device(device)?)?))).collect::<candle_core::Result<_>>()?;
-    let mut opt = AdamW::new(vars.values().cloned().collect(), ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() })?;
-    let current = || -> HashMap<String, Tensor> { vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect() };
+    let vars: HashMap<String, Var> = weights
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), Var::from_tensor(&t.to_device(device)?)?)))
+        .collect::<candle_core::Result<_>>()?;
+    let mut opt = AdamW::new(
+        vars.values().cloned().collect(),
+        ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() },
+    )?;
+    let current = || -> HashMap<String, Tensor> {
+        vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect()
+    };
     let save_checkpoint = |step: usize, weights: &HashMap<String, Tensor>| -> anyhow::Result<()> {
         candle_core::safetensors::save(weights, &checkpoint)?;
         std::fs::write(&state_path, serde_json::json!({ "step": step }).to_string())?;
@@ -260,7 +296,10 @@ pub fn train(config_path: &Path, resume: bool, device: &Device) -> anyhow::Resul
         rng.next_u64(); // a resumed run draws different mixtures from the ones already seen
     }
     let pb = indicatif::ProgressBar::new(cfg.steps as u64);
-    pb.set_style(indicatif::ProgressStyle::with_template("separation [{elapsed_precise}] {bar:30} {pos}/{len} {msg}").expect("template"));
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("separation [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("template"),
+    );
     pb.set_position(start as u64);
     let mut losses = Vec::new();
     let mut recent = Vec::new();
@@ -298,7 +337,12 @@ pub fn train(config_path: &Path, resume: bool, device: &Device) -> anyhow::Resul
             // One copy off the device serves the checkpoint and the model folder.
             let weights = on_cpu(&current())?;
             save_checkpoint(step + 1, &weights)?;
-            save_model(&output, &cfg.model, &weights, &format!("hark train separation --config {} ({} steps)", config_path.display(), step + 1))?;
+            save_model(
+                &output,
+                &cfg.model,
+                &weights,
+                &format!("hark train separation --config {} ({} steps)", config_path.display(), step + 1),
+            )?;
             let line = format!(
                 "step {}: SI-SNR {:.2} dB (mean of last {}), lr {lr:.2e}, {:.1} s, checkpoint saved",
                 step + 1,
@@ -323,17 +367,23 @@ mod tests {
         let b: Vec<f32> = (0..800).map(|i| (i * 7919 % 97) as f32 / 48.0 - 1.0).collect();
         let refs = Tensor::from_vec([a.clone(), b.clone()].concat(), (1, 2, 800), &Device::Cpu).unwrap();
         let noisy_b: Vec<f32> = b.iter().zip(&a).map(|(x, y)| x + 0.1 * y).collect();
-        let swapped = Tensor::from_vec([noisy_b.clone(), a.clone()].concat(), (1, 2, 800), &Device::Cpu).unwrap();
+        let swapped =
+            Tensor::from_vec([noisy_b.clone(), a.clone()].concat(), (1, 2, 800), &Device::Cpu).unwrap();
         let got = pit_si_snr(&swapped, &refs).unwrap().to_vec1::<f32>().unwrap()[0];
         // a against a is perfect (capped by the 1e-8 terms); b + 0.1a against b is measured as hark's metric does.
         let mean_removed = |x: &[f32]| {
             let m = x.iter().sum::<f32>() / x.len() as f32;
             x.iter().map(|v| v - m).collect::<Vec<f32>>()
         };
-        let expected_b = crate::separation::metrics::si_sdr(&mean_removed(&noisy_b), &mean_removed(&b)) as f32;
+        let expected_b =
+            crate::separation::metrics::si_sdr(&mean_removed(&noisy_b), &mean_removed(&b)) as f32;
         let row = Tensor::from_vec(a.clone(), (1, 800), &Device::Cpu).unwrap();
         let perfect = si_snr(&row, &row).unwrap().to_vec1::<f32>().unwrap()[0];
-        assert!((got - (expected_b + perfect) / 2.0).abs() < 0.05, "{got} vs {}", (expected_b + perfect) / 2.0);
+        assert!(
+            (got - (expected_b + perfect) / 2.0).abs() < 0.05,
+            "{got} vs {}",
+            (expected_b + perfect) / 2.0
+        );
     }
 
     /// Zero crossings per sample of a signal (twice its frequency, for a pure tone).
@@ -343,7 +393,8 @@ mod tests {
 
     #[test]
     fn changing_speed_scales_the_pitch_and_keeps_the_length() {
-        let tone: Vec<f32> = (0..8000).map(|i| (2.0 * std::f32::consts::PI * 200.0 * i as f32 / 8000.0).sin()).collect();
+        let tone: Vec<f32> =
+            (0..8000).map(|i| (2.0 * std::f32::consts::PI * 200.0 * i as f32 / 8000.0).sin()).collect();
         for factor in [0.85f32, 1.0, 1.15] {
             let out = change_speed_linear(&tone, factor, 4000);
             assert_eq!(out.len(), 4000);

@@ -13,7 +13,9 @@ use crate::models::onnx::{OnnxModel, TensorData};
 
 /// The weight name of a layer from its bias name (`x.bias` → `x.weight`, `x_bias` → `x_weight`).
 fn weight_name(bias: &str) -> Option<String> {
-    bias.strip_suffix(".bias").map(|p| format!("{p}.weight")).or_else(|| bias.strip_suffix("_bias").map(|p| format!("{p}_weight")))
+    bias.strip_suffix(".bias")
+        .map(|p| format!("{p}.weight"))
+        .or_else(|| bias.strip_suffix("_bias").map(|p| format!("{p}_weight")))
 }
 
 /// Every weight of an exported PyTorch network, named as in the module. A linear layer's weight,
@@ -44,20 +46,34 @@ pub fn named_tensors(model: &OnnxModel) -> Result<HashMap<String, Tensor>> {
         if out.contains_key(&weight) {
             continue; // a layer applied more than once (shared weights) has one weight
         }
-        let (q_name, scale) = if producer.op_type == "MatMul" && model.initializers.contains_key(&producer.inputs[1]) {
-            (&producer.inputs[1], None)
-        } else {
-            let chain = (producer.op_type == "Mul").then(|| producer.inputs.iter().filter_map(|i| model.producer(i)).find(|n| n.op_type == "Cast")).flatten();
-            let Some(matmul) = chain.and_then(|cast| model.producer(&cast.inputs[0])).filter(|n| n.op_type == "MatMulInteger") else {
-                continue;
+        let (q_name, scale) =
+            if producer.op_type == "MatMul" && model.initializers.contains_key(&producer.inputs[1]) {
+                (&producer.inputs[1], None)
+            } else {
+                let chain = (producer.op_type == "Mul")
+                    .then(|| {
+                        producer.inputs.iter().filter_map(|i| model.producer(i)).find(|n| n.op_type == "Cast")
+                    })
+                    .flatten();
+                let Some(matmul) = chain
+                    .and_then(|cast| model.producer(&cast.inputs[0]))
+                    .filter(|n| n.op_type == "MatMulInteger")
+                else {
+                    continue;
+                };
+                let q_name = &matmul.inputs[1];
+                let base = q_name
+                    .strip_suffix("_quantized")
+                    .ok_or_else(|| bad(format!("{q_name} is not a quantised weight")))?;
+                let scalar = |suffix: &str| {
+                    model
+                        .initializers
+                        .get(&format!("{base}{suffix}"))
+                        .and_then(|t| t.scalar())
+                        .ok_or_else(|| bad(format!("{base}{suffix} is missing")))
+                };
+                (q_name, Some((scalar("_scale")?, scalar("_zero_point")?)))
             };
-            let q_name = &matmul.inputs[1];
-            let base = q_name.strip_suffix("_quantized").ok_or_else(|| bad(format!("{q_name} is not a quantised weight")))?;
-            let scalar = |suffix: &str| {
-                model.initializers.get(&format!("{base}{suffix}")).and_then(|t| t.scalar()).ok_or_else(|| bad(format!("{base}{suffix} is missing")))
-            };
-            (q_name, Some((scalar("_scale")?, scalar("_zero_point")?)))
-        };
         let q = model.initializers.get(q_name).ok_or_else(|| bad(format!("{q_name} is missing")))?;
         if q.dims.len() != 2 {
             return Err(bad(format!("{q_name} has shape {:?}", q.dims)));

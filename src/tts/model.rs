@@ -40,7 +40,13 @@ impl AcousticFrames {
             return;
         }
         let frames = self.frames;
-        for branch in [&mut self.log_harmonic, &mut self.theta, &mut self.log_noise, &mut self.log_residual, &mut self.phi] {
+        for branch in [
+            &mut self.log_harmonic,
+            &mut self.theta,
+            &mut self.log_noise,
+            &mut self.log_residual,
+            &mut self.phi,
+        ] {
             let source = branch.clone();
             for bin in 0..BINS {
                 // What sounded at bin / factor now sounds at bin (linear between bins).
@@ -48,7 +54,8 @@ impl AcousticFrames {
                 let (low, frac) = (from.floor() as usize, from.fract());
                 let high = (low + 1).min(BINS - 1);
                 for k in 0..frames {
-                    branch[bin * frames + k] = source[low * frames + k] * (1.0 - frac) + source[high * frames + k] * frac;
+                    branch[bin * frames + k] =
+                        source[low * frames + k] * (1.0 - frac) + source[high * frames + k] * frac;
                 }
             }
         }
@@ -83,7 +90,11 @@ pub fn gelu(x: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 pub fn layer_norm(vb: &VarBuilder, name: &str) -> candle_core::Result<LayerNorm> {
-    Ok(LayerNorm::new(vb.get_unchecked(&format!("{name}.weight"))?, vb.get_unchecked(&format!("{name}.bias"))?, LN_EPS))
+    Ok(LayerNorm::new(
+        vb.get_unchecked(&format!("{name}.weight"))?,
+        vb.get_unchecked(&format!("{name}.bias"))?,
+        LN_EPS,
+    ))
 }
 
 /// A linear layer as the exported graph runs it: the input quantised to 8 bits per tensor
@@ -116,9 +127,11 @@ impl Module for QuantLinear {
         let zero = (-lo / x_scale).round_ties_even().clamp(0.0, 255.0);
         let rounder = HalfEvenRounder::new();
         // |x / scale| ≤ 255 here, inside the rounder's range.
-        let centred: Vec<f32> = values.iter().map(|v| (rounder.round(v / x_scale) + zero).clamp(0.0, 255.0) - zero).collect();
+        let centred: Vec<f32> =
+            values.iter().map(|v| (rounder.round(v / x_scale) + zero).clamp(0.0, 255.0) - zero).collect();
         let q = Tensor::from_vec(centred, rows.shape(), rows.device())?;
-        let y = (q.broadcast_matmul(&self.weight.t()?)? * f64::from(x_scale * self.scale))?.broadcast_add(&self.bias)?;
+        let y = (q.broadcast_matmul(&self.weight.t()?)? * f64::from(x_scale * self.scale))?
+            .broadcast_add(&self.bias)?;
         let mut out_dims = dims;
         *out_dims.last_mut().expect("a linear input has dimensions") = self.weight.dim(0)?;
         y.reshape(out_dims)
@@ -158,7 +171,12 @@ struct Conv {
 
 impl Conv {
     fn load(vb: &VarBuilder, name: &str, dilation: usize, groups: usize) -> candle_core::Result<Self> {
-        Ok(Self { weight: vb.get_unchecked(&format!("{name}.weight"))?, bias: vb.get_unchecked(&format!("{name}.bias"))?, dilation, groups })
+        Ok(Self {
+            weight: vb.get_unchecked(&format!("{name}.weight"))?,
+            bias: vb.get_unchecked(&format!("{name}.bias"))?,
+            dilation,
+            groups,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
@@ -167,7 +185,8 @@ impl Conv {
         if self.groups > 1 && self.groups == x.dim(1)? && self.weight.dim(0)? == self.groups {
             return self.depthwise(x, padding);
         }
-        x.conv1d(&self.weight, padding, 1, self.dilation, self.groups)?.broadcast_add(&self.bias.reshape((1, (), 1))?)
+        x.conv1d(&self.weight, padding, 1, self.dilation, self.groups)?
+            .broadcast_add(&self.bias.reshape((1, (), 1))?)
     }
 
     /// One filter per channel, computed directly: candle runs a grouped convolution as one
@@ -242,10 +261,21 @@ pub struct EncoderLayer<L> {
 }
 
 impl<L: Module> EncoderLayer<L> {
-    pub fn load(vb: &VarBuilder, p: &str, heads: usize, linear: impl Fn(&str, &str) -> candle_core::Result<L>) -> candle_core::Result<Self> {
+    pub fn load(
+        vb: &VarBuilder,
+        p: &str,
+        heads: usize,
+        linear: impl Fn(&str, &str) -> candle_core::Result<L>,
+    ) -> candle_core::Result<Self> {
         Ok(Self {
-            in_proj: linear(&format!("{p}.self_attn.in_proj_weight"), &format!("{p}.self_attn.in_proj_bias"))?,
-            out_proj: linear(&format!("{p}.self_attn.out_proj.weight"), &format!("{p}.self_attn.out_proj.bias"))?,
+            in_proj: linear(
+                &format!("{p}.self_attn.in_proj_weight"),
+                &format!("{p}.self_attn.in_proj_bias"),
+            )?,
+            out_proj: linear(
+                &format!("{p}.self_attn.out_proj.weight"),
+                &format!("{p}.self_attn.out_proj.bias"),
+            )?,
             linear1: linear(&format!("{p}.linear1.weight"), &format!("{p}.linear1.bias"))?,
             linear2: linear(&format!("{p}.linear2.weight"), &format!("{p}.linear2.bias"))?,
             norm1: layer_norm(vb, &format!("{p}.norm1"))?,
@@ -259,10 +289,13 @@ impl<L: Module> EncoderLayer<L> {
         let (b, l, c) = x.dims3()?;
         let heads = self.heads;
         let qkv = self.in_proj.forward(&self.norm1.forward(x)?)?;
-        let head = |i: usize| qkv.narrow(D::Minus1, i * c, c)?.reshape((b, l, heads, c / heads))?.transpose(1, 2)?.contiguous();
+        let head = |i: usize| {
+            qkv.narrow(D::Minus1, i * c, c)?.reshape((b, l, heads, c / heads))?.transpose(1, 2)?.contiguous()
+        };
         let (q, k, v) = (head(0)?, head(1)?, head(2)?);
         let scores = (q.matmul(&k.t()?)? / ((c / heads) as f64).sqrt())?;
-        let attended = candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, l, c))?;
+        let attended =
+            candle_nn::ops::softmax_last_dim(&scores)?.matmul(&v)?.transpose(1, 2)?.reshape((b, l, c))?;
         let x = (x + self.out_proj.forward(&attended)?)?;
         let h = self.linear2.forward(&gelu(&self.linear1.forward(&self.norm2.forward(&x)?)?)?)?;
         x + h
@@ -282,8 +315,12 @@ impl TextEncoder {
     fn load(vb: &VarBuilder, p: &str, repeats: usize) -> candle_core::Result<Self> {
         Ok(Self {
             embedding: vb.get_unchecked(&format!("{p}.emb.weight"))?,
-            convs: (0..2).map(|i| ConvNeXt::load(vb, &format!("{p}.convs.{i}"), 1)).collect::<candle_core::Result<_>>()?,
-            attention: EncoderLayer::load(vb, &format!("{p}.attn"), HEADS, |w, b| QuantLinear::load(vb, w, b))?,
+            convs: (0..2)
+                .map(|i| ConvNeXt::load(vb, &format!("{p}.convs.{i}"), 1))
+                .collect::<candle_core::Result<_>>()?,
+            attention: EncoderLayer::load(vb, &format!("{p}.attn"), HEADS, |w, b| {
+                QuantLinear::load(vb, w, b)
+            })?,
             repeats,
             norm: layer_norm(vb, &format!("{p}.norm"))?,
         })
@@ -325,7 +362,9 @@ impl Hibari {
     pub fn load(dir: &Path) -> Result<Self> {
         let device = Device::Cpu;
         // SAFETY: the file is only read; hark never modifies an installed model in place.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, &device)? };
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, &device)?
+        };
         let load = || -> candle_core::Result<Self> {
             Ok(Self {
                 decoder_text: TextEncoder::load(&vb, "m.text", 4)?,
@@ -333,10 +372,16 @@ impl Hibari {
                 duration_conv: Conv::load(&vb, "pn.dur.0", 1, 1)?,
                 duration_out: Conv::load(&vb, "pn.dur.2", 1, 1)?,
                 prosody_in: Conv::load(&vb, "pn.pro_in", 1, 1)?,
-                prosody: PROSODY_DILATIONS.iter().enumerate().map(|(i, &d)| ConvNeXt::load(&vb, &format!("pn.pro.{i}"), d)).collect::<candle_core::Result<_>>()?,
+                prosody: PROSODY_DILATIONS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| ConvNeXt::load(&vb, &format!("pn.pro.{i}"), d))
+                    .collect::<candle_core::Result<_>>()?,
                 prosody_out: Conv::load(&vb, "pn.pro_out", 1, 1)?,
                 decoder_in: Conv::load(&vb, "m.dec_in", 1, 1)?,
-                decoder: (0..8).map(|i| ConvNeXt::load(&vb, &format!("m.dec.{i}"), 1)).collect::<candle_core::Result<_>>()?,
+                decoder: (0..8)
+                    .map(|i| ConvNeXt::load(&vb, &format!("m.dec.{i}"), 1))
+                    .collect::<candle_core::Result<_>>()?,
                 decoder_norm: layer_norm(&vb, "m.dec_norm")?,
                 head: linear(&vb, "m.head")?,
                 device: device.clone(),
@@ -362,7 +407,8 @@ impl Hibari {
         let text = self.decoder_text.forward(&ids_t)?;
         let prosody_text = self.prosody_text.forward(&ids_t)?;
         let durations = self.durations(&prosody_text, speed)?;
-        let index: Vec<u32> = durations.iter().enumerate().flat_map(|(i, &d)| std::iter::repeat_n(i as u32, d)).collect();
+        let index: Vec<u32> =
+            durations.iter().enumerate().flat_map(|(i, &d)| std::iter::repeat_n(i as u32, d)).collect();
         let frames = index.len();
         let index = Tensor::new(index.as_slice(), &self.device)?;
 
@@ -371,19 +417,30 @@ impl Hibari {
         for block in &self.prosody {
             p = block.forward(&p)?;
         }
-        let p = self.prosody_out.forward(&p)?.reshape((1, 2, 2, frames))?.transpose(2, 3)?.reshape((1, 2, 2 * frames))?;
+        let p = self.prosody_out.forward(&p)?.reshape((1, 2, 2, frames))?.transpose(2, 3)?.reshape((
+            1,
+            2,
+            2 * frames,
+        ))?;
         let f0 = (p.narrow(1, 0, 1)? * 100.0)?;
         let energy = ((p.narrow(1, 1, 1)? * 5.0)? / 5.0)?;
         let log_f0 = ((f0.relu()? + 1.0)?.log()? / 5.0)?;
 
         // Each phoneme frame's text features feed two decoder frames.
-        let text = text.index_select(&index, 2)?.unsqueeze(3)?.repeat((1, 1, 1, 2))?.reshape((1, (), 2 * frames))?;
+        let text =
+            text.index_select(&index, 2)?.unsqueeze(3)?.repeat((1, 1, 1, 2))?.reshape((1, (), 2 * frames))?;
         let mut x = self.decoder_in.forward(&Tensor::cat(&[&text, &log_f0, &energy], 1)?)?;
         for block in &self.decoder {
             x = block.forward(&x)?;
         }
-        let out = self.head.forward(&self.decoder_norm.forward(&x.transpose(1, 2)?)?)?.transpose(1, 2)?.squeeze(0)?;
-        let part = |i: usize| -> Result<Vec<f32>> { Ok(out.narrow(0, i * BINS, BINS)?.contiguous()?.flatten_all()?.to_vec1::<f32>()?) };
+        let out = self
+            .head
+            .forward(&self.decoder_norm.forward(&x.transpose(1, 2)?)?)?
+            .transpose(1, 2)?
+            .squeeze(0)?;
+        let part = |i: usize| -> Result<Vec<f32>> {
+            Ok(out.narrow(0, i * BINS, BINS)?.contiguous()?.flatten_all()?.to_vec1::<f32>()?)
+        };
         Ok(AcousticFrames {
             frames: 2 * frames,
             log_harmonic: part(0)?,
@@ -404,23 +461,50 @@ mod tests {
     fn reshaping_a_voice_moves_its_formants_and_scales_its_pitch() {
         // Two frames with a spectral peak at bin 100 in every branch.
         let frames = 2;
-        let peaked = || (0..BINS * frames).map(|i| if i / frames == 100 { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
-        let mut a = AcousticFrames { frames, log_harmonic: peaked(), theta: peaked(), log_noise: peaked(), log_residual: peaked(), phi: peaked(), f0: vec![200.0, 0.0] };
+        let peaked =
+            || (0..BINS * frames).map(|i| if i / frames == 100 { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
+        let mut a = AcousticFrames {
+            frames,
+            log_harmonic: peaked(),
+            theta: peaked(),
+            log_noise: peaked(),
+            log_residual: peaked(),
+            phi: peaked(),
+            f0: vec![200.0, 0.0],
+        };
         a.reshape_voice(0.5, 1.1);
         assert_eq!(a.f0, vec![100.0, 0.0], "unvoiced frames stay unvoiced");
         for branch in [&a.log_harmonic, &a.theta, &a.log_noise, &a.log_residual, &a.phi] {
-            let peak = (0..BINS).max_by(|&x, &y| branch[x * frames + 1].total_cmp(&branch[y * frames + 1])).unwrap();
+            let peak =
+                (0..BINS).max_by(|&x, &y| branch[x * frames + 1].total_cmp(&branch[y * frames + 1])).unwrap();
             assert_eq!(peak, 110);
         }
         a.reshape_voice(1.0, 1.0 / 1.1);
-        let peak = (0..BINS).max_by(|&x, &y| a.log_harmonic[x * frames].total_cmp(&a.log_harmonic[y * frames])).unwrap();
+        let peak = (0..BINS)
+            .max_by(|&x, &y| a.log_harmonic[x * frames].total_cmp(&a.log_harmonic[y * frames]))
+            .unwrap();
         assert_eq!(peak, 100, "the inverse warp puts it back");
     }
 
     #[test]
     fn rounding_is_half_to_even() {
         let r = HalfEvenRounder::new();
-        for x in [0.5f32, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, 254.5, 255.5, -127.5, 3.7, -3.7, 4_194_303.5, -4_194_303.5] {
+        for x in [
+            0.5f32,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            -2.5,
+            0.49999997,
+            254.5,
+            255.5,
+            -127.5,
+            3.7,
+            -3.7,
+            4_194_303.5,
+            -4_194_303.5,
+        ] {
             assert_eq!(r.round(x), x.round_ties_even(), "{x}");
         }
     }

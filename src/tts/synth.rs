@@ -63,8 +63,9 @@ impl Tts {
     /// Loads an installed hibari model folder (`hark models install hibari`).
     pub fn load(dir: &Path) -> Result<Self> {
         let vocab_path = dir.join("vocab.json");
-        let vocab: HashMap<String, u32> = serde_json::from_slice(&std::fs::read(&vocab_path).map_err(|e| Error::io(&vocab_path, e))?)
-            .map_err(|e| Error::Model(format!("{}: {e}", vocab_path.display())))?;
+        let vocab: HashMap<String, u32> =
+            serde_json::from_slice(&std::fs::read(&vocab_path).map_err(|e| Error::io(&vocab_path, e))?)
+                .map_err(|e| Error::Model(format!("{}: {e}", vocab_path.display())))?;
         Ok(Self {
             g2p: G2p::load(dir)?,
             model: Hibari::load(dir)?,
@@ -127,9 +128,18 @@ impl Tts {
         }
         let mut chunks = Vec::new();
         let mut current = String::new();
-        let parts: Vec<String> = self.clause.split(&ps).flatten().flat_map(|part| {
-            if part.chars().count() <= MAX_PHONEMES { vec![part.to_string()] } else { part.split(' ').map(String::from).collect() }
-        }).collect();
+        let parts: Vec<String> = self
+            .clause
+            .split(&ps)
+            .flatten()
+            .flat_map(|part| {
+                if part.chars().count() <= MAX_PHONEMES {
+                    vec![part.to_string()]
+                } else {
+                    part.split(' ').map(String::from).collect()
+                }
+            })
+            .collect();
         for part in parts {
             if !current.is_empty() && current.chars().count() + part.chars().count() + 1 > MAX_PHONEMES {
                 chunks.push(std::mem::take(&mut current));
@@ -148,7 +158,10 @@ impl Tts {
 
     /// Phoneme ids with the model's padding at both ends; phonemes outside its alphabet are dropped.
     pub fn ids(&self, phonemes: &str) -> Vec<u32> {
-        std::iter::once(0).chain(phonemes.chars().filter_map(|c| self.vocab.get(&c).copied())).chain(std::iter::once(0)).collect()
+        std::iter::once(0)
+            .chain(phonemes.chars().filter_map(|c| self.vocab.get(&c).copied()))
+            .chain(std::iter::once(0))
+            .collect()
     }
 
     /// The acoustic model's output for a phoneme string (None when no phoneme is in its alphabet).
@@ -168,10 +181,18 @@ impl Tts {
     /// Checks what `sentence_frames` would refuse, before any work is done (or a voice loaded).
     pub fn validate(text: &str, opts: SpeechOptions) -> Result<()> {
         if !SPEEDS.contains(&opts.speed) {
-            return Err(Error::InvalidInput(format!("speed {} is outside {}–{}", opts.speed, SPEEDS.start(), SPEEDS.end())));
+            return Err(Error::InvalidInput(format!(
+                "speed {} is outside {}–{}",
+                opts.speed,
+                SPEEDS.start(),
+                SPEEDS.end()
+            )));
         }
         if text.chars().count() > MAX_TEXT_CHARS {
-            return Err(Error::InvalidInput(format!("text of {} characters is longer than {MAX_TEXT_CHARS}; send it in parts", text.chars().count())));
+            return Err(Error::InvalidInput(format!(
+                "text of {} characters is longer than {MAX_TEXT_CHARS}; send it in parts",
+                text.chars().count()
+            )));
         }
         if text.trim().is_empty() {
             return Err(Error::InvalidInput("no text to speak".into()));
@@ -182,7 +203,12 @@ impl Tts {
     /// Runs the text front end and the acoustic model over `text`, handing each sentence's
     /// frames to `sink` as soon as they are made; the vocoder is left to the caller (the TTS node
     /// runs it on another core). Returns the number of sentences.
-    pub fn sentence_frames(&self, text: &str, opts: SpeechOptions, mut sink: impl FnMut(SentenceFrames) -> Result<()>) -> Result<usize> {
+    pub fn sentence_frames(
+        &self,
+        text: &str,
+        opts: SpeechOptions,
+        mut sink: impl FnMut(SentenceFrames) -> Result<()>,
+    ) -> Result<usize> {
         Self::validate(text, opts)?;
         let mut count = 0;
         for sentence in self.sentences(&self.clean(text)) {
@@ -195,7 +221,9 @@ impl Tts {
             }
         }
         if count == 0 {
-            return Err(Error::InvalidInput("nothing in the text can be spoken (no English words, numbers or letters)".into()));
+            return Err(Error::InvalidInput(
+                "nothing in the text can be spoken (no English words, numbers or letters)".into(),
+            ));
         }
         Ok(count)
     }

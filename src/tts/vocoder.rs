@@ -46,7 +46,10 @@ fn gain(x: f32) -> f32 {
 impl Vocoder {
     pub fn new() -> Self {
         let mut planner = RealFftPlanner::new();
-        let window = (0..N_FFT).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / N_FFT as f64).cos()).map(|w| w as f32).collect();
+        let window = (0..N_FFT)
+            .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / N_FFT as f64).cos())
+            .map(|w| w as f32)
+            .collect();
         Self { window, forward: planner.plan_fft_forward(N_FFT), inverse: planner.plan_fft_inverse(N_FFT) }
     }
 
@@ -61,7 +64,11 @@ impl Vocoder {
             for j in 0..HOP {
                 // Linear interpolation between frame centres (PyTorch's align_corners=False).
                 let u = ((j as f32 + 0.5) / HOP as f32 - 0.5).rem_euclid(1.0);
-                let f = if j < HOP / 2 { at(k - 1) * (1.0 - u) + at(k) * u } else { at(k) * (1.0 - u) + at(k + 1) * u };
+                let f = if j < HOP / 2 {
+                    at(k - 1) * (1.0 - u) + at(k) * u
+                } else {
+                    at(k) * (1.0 - u) + at(k + 1) * u
+                };
                 let voiced = f > VOICED_HZ;
                 let f = f.max(VOICED_HZ);
                 phase += f64::from(f);
@@ -106,17 +113,29 @@ impl Vocoder {
         let made: Vec<Result<Vec<f32>>> = (0..frames)
             .into_par_iter()
             .map_init(
-                || (self.forward.make_input_vec(), self.forward.make_output_vec(), self.inverse.make_output_vec()),
+                || {
+                    (
+                        self.forward.make_input_vec(),
+                        self.forward.make_output_vec(),
+                        self.inverse.make_output_vec(),
+                    )
+                },
                 |(input, spectrum, frame), k| {
                     // The pulses' STFT: centred, reflect-padded.
                     for (i, x) in input.iter_mut().enumerate() {
                         *x = reflect((k * HOP + i) as isize - half as isize) * self.window[i] * pulse_scale;
                     }
-                    self.forward.process(input, spectrum).map_err(|e| Error::Model(format!("vocoder FFT: {e}")))?;
-                    let mut noise = noise_seed.map(|seed| Rng::new(seed ^ (k as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)));
+                    self.forward
+                        .process(input, spectrum)
+                        .map_err(|e| Error::Model(format!("vocoder FFT: {e}")))?;
+                    let mut noise = noise_seed
+                        .map(|seed| Rng::new(seed ^ (k as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)));
                     for (b, s) in spectrum.iter_mut().enumerate() {
                         let at = b * frames + k;
-                        let rotation = Complex::from_polar(gain(a.log_harmonic[at]), std::f32::consts::PI * a.theta[at].tanh());
+                        let rotation = Complex::from_polar(
+                            gain(a.log_harmonic[at]),
+                            std::f32::consts::PI * a.theta[at].tanh(),
+                        );
                         let z = noise.as_mut().map_or(Complex::new(0.0, 0.0), |n| {
                             let (re, im) = n.normal_pair();
                             Complex::new(re, im) * gain(a.log_noise[at])
@@ -126,7 +145,9 @@ impl Vocoder {
                     // A real signal's DC and Nyquist bins are real (numpy's irfft ignores their imaginary part).
                     spectrum[0].im = 0.0;
                     spectrum[BINS - 1].im = 0.0;
-                    self.inverse.process(spectrum, frame).map_err(|e| Error::Model(format!("vocoder inverse FFT: {e}")))?;
+                    self.inverse
+                        .process(spectrum, frame)
+                        .map_err(|e| Error::Model(format!("vocoder inverse FFT: {e}")))?;
                     Ok(frame.iter().zip(&self.window).map(|(v, w)| v / N_FFT as f32 * w).collect())
                 },
             )
@@ -181,8 +202,11 @@ mod tests {
             // The STFT of a unit cosine on a bin under a periodic Hann window: N/4 on its bin and
             // −N/8 on each neighbour; its phase (frames start 600 samples, 25 whole periods,
             // before their centre k·HOP) advances by 2π·f·k·HOP/SR.
-            let phase = (2.0 * std::f32::consts::PI * freq * (k * HOP) as f32 / SAMPLE_RATE as f32).rem_euclid(2.0 * std::f32::consts::PI);
-            for (b, magnitude, shift) in [(bin - 1, 8.0, std::f32::consts::PI), (bin, 4.0, 0.0), (bin + 1, 8.0, std::f32::consts::PI)] {
+            let phase = (2.0 * std::f32::consts::PI * freq * (k * HOP) as f32 / SAMPLE_RATE as f32)
+                .rem_euclid(2.0 * std::f32::consts::PI);
+            for (b, magnitude, shift) in
+                [(bin - 1, 8.0, std::f32::consts::PI), (bin, 4.0, 0.0), (bin + 1, 8.0, std::f32::consts::PI)]
+            {
                 a.log_residual[b * frames + k] = (N_FFT as f32 / magnitude).ln();
                 a.phi[b * frames + k] = phase + shift;
             }
@@ -190,7 +214,9 @@ mod tests {
         let wave = v.synthesise(&a, None).unwrap();
         assert_eq!(wave.len(), frames * HOP);
         let err = (HOP * 2..HOP * (frames - 2))
-            .map(|i| (wave[i] - (2.0 * std::f32::consts::PI * freq * i as f32 / SAMPLE_RATE as f32).cos()).abs())
+            .map(|i| {
+                (wave[i] - (2.0 * std::f32::consts::PI * freq * i as f32 / SAMPLE_RATE as f32).cos()).abs()
+            })
             .fold(0f32, f32::max);
         assert!(err < 1e-3, "{err}");
     }

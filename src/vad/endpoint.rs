@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::silero::CHUNK;
 
-const CHUNK_MS: u32 = (CHUNK * 1000 / crate::audio::SAMPLE_RATE as usize) as u32;
+use crate::audio::SAMPLE_RATE;
+
+const CHUNK_MS: u32 = (CHUNK * 1000 / SAMPLE_RATE as usize) as u32;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -47,7 +49,9 @@ impl EndpointConfig {
             ));
         }
         if self.silence_after_speech_ms < CHUNK_MS || self.max_utterance_ms < 1000 {
-            return Err(format!("silence_after_speech_ms must be at least {CHUNK_MS} and max_utterance_ms at least 1000"));
+            return Err(format!(
+                "silence_after_speech_ms must be at least {CHUNK_MS} and max_utterance_ms at least 1000"
+            ));
         }
         Ok(())
     }
@@ -128,7 +132,8 @@ impl Endpointer {
     /// streaming recogniser also "hears" words in noise). Returns the endpoint this chunk completes.
     pub fn push(&mut self, probability: f32, decoded_text: bool) -> Option<Endpoint> {
         let c = &self.config;
-        self.in_speech = if self.in_speech { probability >= c.neg_threshold } else { probability >= c.threshold };
+        self.in_speech =
+            if self.in_speech { probability >= c.neg_threshold } else { probability >= c.threshold };
         let u = &mut self.utt;
         u.chunks += 1;
         if self.in_speech {

@@ -50,7 +50,9 @@ impl SileroModel {
         let t = candle_core::safetensors::load(&path, &Device::Cpu)
             .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
         let get = |name: &str| {
-            t.get(name).cloned().ok_or_else(|| Error::Model(format!("{}: no tensor {name}; not a Silero VAD v6 model", path.display())))
+            t.get(name).cloned().ok_or_else(|| {
+                Error::Model(format!("{}: no tensor {name}; not a Silero VAD v6 model", path.display()))
+            })
         };
         let conv = |i: usize, stride: usize| -> Result<Conv> {
             let bias = get(&format!("conv{i}.bias"))?;
@@ -128,7 +130,12 @@ impl SileroVad {
         let y = y.squeeze(D::Minus1)?; // [1, 128]: the convolutions reduce 4 frames to 1
         let gates = (y.matmul(&m.w_ih)? + self.h.matmul(&m.w_hh)?)?.broadcast_add(&m.lstm_bias)?;
         let gate = |i: usize| gates.narrow(1, i * HIDDEN, HIDDEN);
-        let (i, f, g, o) = (candle_nn::ops::sigmoid(&gate(0)?)?, candle_nn::ops::sigmoid(&gate(1)?)?, gate(2)?.tanh()?, candle_nn::ops::sigmoid(&gate(3)?)?);
+        let (i, f, g, o) = (
+            candle_nn::ops::sigmoid(&gate(0)?)?,
+            candle_nn::ops::sigmoid(&gate(1)?)?,
+            gate(2)?.tanh()?,
+            candle_nn::ops::sigmoid(&gate(3)?)?,
+        );
         self.c = ((f * &self.c)? + (i * g)?)?;
         self.h = (o * self.c.tanh()?)?;
         let logit = self.h.relu()?.matmul(&m.head_w)?.broadcast_add(&m.head_b)?;

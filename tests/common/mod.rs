@@ -24,7 +24,8 @@ pub const RUNAWAY_UTTERANCES: [&str; 5] =
 /// reference transcript.
 pub fn librispeech_dev(name: &str) -> (PathBuf, String) {
     let dir = root().join("../shared/speech/librispeech");
-    let manifest = std::fs::read_to_string(dir.join("dev.tsv")).expect("../shared/speech/librispeech/dev.tsv");
+    let manifest =
+        std::fs::read_to_string(dir.join("dev.tsv")).expect("../shared/speech/librispeech/dev.tsv");
     let file = format!("dev/{name}.mp3");
     let reference = manifest
         .lines()
@@ -38,7 +39,11 @@ pub fn librispeech_dev(name: &str) -> (PathBuf, String) {
 pub fn assert_no_runaway(name: &str, reference: &str, text: &str) {
     let hyp: Vec<String> = words(text).split_whitespace().map(str::to_string).collect();
     let reference_words = words(reference).split_whitespace().count();
-    assert!(hyp.len() as f64 <= 1.5 * reference_words as f64, "{name}: {} words for {reference_words}: {text}", hyp.len());
+    assert!(
+        hyp.len() as f64 <= 1.5 * reference_words as f64,
+        "{name}: {} words for {reference_words}: {text}",
+        hyp.len()
+    );
     let mut seen = std::collections::HashMap::new();
     for trigram in hyp.windows(3) {
         let n = seen.entry(trigram.to_vec()).or_insert(0);
@@ -86,7 +91,12 @@ impl VirtualMic {
     pub fn start() -> Self {
         for tool in ["pulseaudio", "pactl", "paplay"] {
             assert!(
-                Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success(),
+                Command::new("sh")
+                    .args(["-c", &format!("command -v {tool}")])
+                    .output()
+                    .unwrap()
+                    .status
+                    .success(),
                 "{tool} is missing: install pulseaudio pulseaudio-utils libasound2-plugins (.ci/run does)"
             );
         }
@@ -94,7 +104,13 @@ impl VirtualMic {
         let mic = Self { runtime_dir };
         let out = mic
             .command("pulseaudio")
-            .args(["--daemonize=yes", "--exit-idle-time=-1", "-n", "--load=module-null-sink sink_name=virt", "--load=module-native-protocol-unix"])
+            .args([
+                "--daemonize=yes",
+                "--exit-idle-time=-1",
+                "-n",
+                "--load=module-null-sink sink_name=virt",
+                "--load=module-native-protocol-unix",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "pulseaudio did not start: {}", String::from_utf8_lossy(&out.stderr));

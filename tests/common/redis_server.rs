@@ -54,7 +54,18 @@ impl RedisServer {
 
 fn spawn(dir: &std::path::Path, port: u16) -> Child {
     Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+        ])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())

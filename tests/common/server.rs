@@ -23,7 +23,11 @@ impl Server {
         let path = dir.path().join("hark.toml");
         std::fs::write(&path, config).unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hark"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"]).arg(&path).args(extra_args).stderr(Stdio::piped()).stdout(Stdio::null());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .args(extra_args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -62,7 +66,10 @@ impl Server {
     }
 
     pub fn get(&self, path: &str, headers: &str) -> (u16, String) {
-        self.http(format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\n\r\n", self.addr).as_bytes())
+        self.http(
+            format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{headers}Connection: close\r\n\r\n", self.addr)
+                .as_bytes(),
+        )
     }
 
     pub fn ws(&self, query: &str) -> tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>> {
@@ -75,7 +82,11 @@ impl Server {
 
     pub fn metric(&self, name: &str) -> f64 {
         let (_, body) = self.get("/metrics", "");
-        body.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).unwrap_or_else(|| panic!("{name} missing: {body}")).parse().unwrap()
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {body}"))
+            .parse()
+            .unwrap()
     }
 }
 
@@ -85,4 +96,3 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
-

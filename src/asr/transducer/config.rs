@@ -68,7 +68,10 @@ impl TransducerConfig {
     pub fn threshold_for_latency(&self, target_ms: f64) -> Result<f32, String> {
         let curve = &self.latency_curve;
         let (Some(most), Some(least)) = (curve.first(), curve.last()) else {
-            return Err("this model has no latency curve: recalibrate it with `hark train --calibrate --config FILE`".into());
+            return Err(
+                "this model has no latency curve: recalibrate it with `hark train --calibrate --config FILE`"
+                    .into(),
+            );
         };
         if target_ms > most.mean_lookahead_ms || target_ms < least.mean_lookahead_ms {
             return Err(format!(

@@ -60,11 +60,12 @@ fn fill(shape: &[usize], v: f32) -> Result<Tensor> {
 pub fn random_tensors(c: &TransducerConfig, seed: u64) -> Result<HashMap<String, Tensor>> {
     let mut rng = Rng::new(seed);
     let mut t = HashMap::new();
-    let linear = |t: &mut HashMap<String, Tensor>, rng: &mut Rng, name: &str, out: usize, inp: usize| -> Result<()> {
-        t.insert(format!("{name}.weight"), normal(rng, &[out, inp], 1.0 / (inp as f32).sqrt())?);
-        t.insert(format!("{name}.bias"), fill(&[out], 0.0)?);
-        Ok(())
-    };
+    let linear =
+        |t: &mut HashMap<String, Tensor>, rng: &mut Rng, name: &str, out: usize, inp: usize| -> Result<()> {
+            t.insert(format!("{name}.weight"), normal(rng, &[out, inp], 1.0 / (inp as f32).sqrt())?);
+            t.insert(format!("{name}.bias"), fill(&[out], 0.0)?);
+            Ok(())
+        };
     let d = c.d_model;
     linear(&mut t, &mut rng, "conv1", d, 3 * c.n_mels)?;
     linear(&mut t, &mut rng, "conv2", d, 3 * d)?;
@@ -91,7 +92,11 @@ pub fn random_tensors(c: &TransducerConfig, seed: u64) -> Result<HashMap<String,
 }
 
 /// Replaces the encoder tensors with Whisper's (conv front end, blocks, final LayerNorm).
-pub fn load_whisper_encoder(tensors: &mut HashMap<String, Tensor>, whisper_dir: &Path, c: &TransducerConfig) -> Result<()> {
+pub fn load_whisper_encoder(
+    tensors: &mut HashMap<String, Tensor>,
+    whisper_dir: &Path,
+    c: &TransducerConfig,
+) -> Result<()> {
     let w = candle_core::safetensors::load(whisper_dir.join("model.safetensors"), &Device::Cpu)?;
     let get = |n: &str| w.get(n).cloned().ok_or_else(|| Error::Model(format!("Whisper model lacks {n}")));
     let conv = |n: &str| -> Result<Tensor> {
@@ -101,7 +106,10 @@ pub fn load_whisper_encoder(tensors: &mut HashMap<String, Tensor>, whisper_dir: 
     };
     let dims = get("encoder.conv1.weight")?.dims().to_vec();
     if dims[0] != c.d_model || dims[1] != c.n_mels {
-        return Err(Error::Model(format!("Whisper encoder is {dims:?}, the transducer needs d={} mels={}", c.d_model, c.n_mels)));
+        return Err(Error::Model(format!(
+            "Whisper encoder is {dims:?}, the transducer needs d={} mels={}",
+            c.d_model, c.n_mels
+        )));
     }
     tensors.insert("conv1.weight".into(), conv("encoder.conv1.weight")?);
     tensors.insert("conv1.bias".into(), get("encoder.conv1.bias")?);
@@ -133,7 +141,12 @@ pub fn load_whisper_encoder(tensors: &mut HashMap<String, Tensor>, whisper_dir: 
 }
 
 /// Writes a model folder: config.json, model.safetensors, vocabulary.txt.
-pub fn save_model(dir: &Path, c: &TransducerConfig, tensors: &HashMap<String, Tensor>, vocab: &Vocabulary) -> Result<()> {
+pub fn save_model(
+    dir: &Path,
+    c: &TransducerConfig,
+    tensors: &HashMap<String, Tensor>,
+    vocab: &Vocabulary,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let cfg = dir.join("config.json");
     std::fs::write(&cfg, serde_json::to_string_pretty(c).unwrap()).map_err(|e| Error::io(&cfg, e))?;

@@ -64,17 +64,25 @@ impl NgramLm {
     }
 
     /// Trains on token sequences (each a sentence, without the start token).
-    pub fn train(sentences: impl Iterator<Item = Vec<u32>>, vocab_size: usize, opts: LmTraining) -> Result<Self> {
+    pub fn train(
+        sentences: impl Iterator<Item = Vec<u32>>,
+        vocab_size: usize,
+        opts: LmTraining,
+    ) -> Result<Self> {
         let bits = bits_for(vocab_size);
         let order = opts.order;
         if order < 1 || order as u32 * bits > 56 {
-            return Err(Error::Model(format!("an order-{order} LM over {vocab_size} tokens does not fit 56-bit keys")));
+            return Err(Error::Model(format!(
+                "an order-{order} LM over {vocab_size} tokens does not fit 56-bit keys"
+            )));
         }
         // Raw counts of every n-gram up to `order`, keyed by packed tokens, per order.
         let mut raw: Vec<FxHashMap<u64, u32>> = vec![FxHashMap::default(); order + 1];
         for sentence in sentences {
             if let Some(&bad) = sentence.iter().find(|&&t| t as usize >= vocab_size || t == SENTENCE_START) {
-                return Err(Error::Model(format!("token {bad} is not a word piece of a {vocab_size}-token vocabulary")));
+                return Err(Error::Model(format!(
+                    "token {bad} is not a word piece of a {vocab_size}-token vocabulary"
+                )));
             }
             let seq: Vec<u32> = std::iter::once(SENTENCE_START).chain(sentence).collect();
             for end in 1..seq.len() {
@@ -127,11 +135,20 @@ impl NgramLm {
                 }
             }
             for (context, (total, types)) in totals {
-                let g = discount * types as f32 / total as f32 + set_aside.get(&context).copied().unwrap_or(0.0);
+                let g =
+                    discount * types as f32 / total as f32 + set_aside.get(&context).copied().unwrap_or(0.0);
                 gamma.insert(context, g);
             }
         }
-        Ok(Self { order, vocab_size, bits, alpha, gamma, fusion: LmFusion { weight: 0.3, bonus: 0.5 }, beam: 4 })
+        Ok(Self {
+            order,
+            vocab_size,
+            bits,
+            alpha,
+            gamma,
+            fusion: LmFusion { weight: 0.3, bonus: 0.5 },
+            beam: 4,
+        })
     }
 
     /// Natural-log probabilities of every token after `context` (oldest first; only its last
@@ -191,7 +208,8 @@ impl NgramLm {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let data = safetensors::serialize(tensors, Some(metadata)).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        let data = safetensors::serialize(tensors, Some(metadata))
+            .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
         std::fs::write(path, data).map_err(|e| Error::io(path, e))
     }
 
@@ -201,7 +219,9 @@ impl NgramLm {
         let (_, header) = SafeTensors::read_metadata(&data).map_err(|e| bad(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let field = |name: &str| meta.get(name).ok_or_else(|| bad(format!("no {name} in the metadata")));
-        let num = |name: &str| -> Result<f64> { field(name)?.parse::<f64>().map_err(|e| bad(format!("{name}: {e}"))) };
+        let num = |name: &str| -> Result<f64> {
+            field(name)?.parse::<f64>().map_err(|e| bad(format!("{name}: {e}")))
+        };
         let st = SafeTensors::deserialize(&data).map_err(|e| bad(e.to_string()))?;
         let column = |name: &str, dtype: Dtype| -> Result<Vec<u8>> {
             let t = st.tensor(name).map_err(|e| bad(format!("{name}: {e}")))?;
@@ -219,7 +239,9 @@ impl NgramLm {
             Ok(keys
                 .chunks_exact(8)
                 .zip(values.chunks_exact(4))
-                .map(|(k, v)| (u64::from_le_bytes(k.try_into().unwrap()), f32::from_le_bytes(v.try_into().unwrap())))
+                .map(|(k, v)| {
+                    (u64::from_le_bytes(k.try_into().unwrap()), f32::from_le_bytes(v.try_into().unwrap()))
+                })
                 .collect())
         };
         let vocab_size = num("vocab_size")? as usize;
@@ -332,7 +354,9 @@ mod tests {
     #[test]
     fn bad_input_is_refused() {
         assert!(NgramLm::train(vec![vec![7]].into_iter(), 6, LmTraining { order: 3, min_count: 1 }).is_err());
-        assert!(NgramLm::train(vec![vec![0, 1]].into_iter(), 6, LmTraining { order: 3, min_count: 1 }).is_err());
+        assert!(
+            NgramLm::train(vec![vec![0, 1]].into_iter(), 6, LmTraining { order: 3, min_count: 1 }).is_err()
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lm.safetensors");
         std::fs::write(&path, b"not a model").unwrap();

@@ -17,7 +17,7 @@ pub mod vocab;
 
 pub use config::TransducerConfig;
 pub use model::TransducerModel;
-pub use recognizer::{TransducerEngine, TransducerOptions, TransducerStage};
+pub use recognizer::{Decoding, TransducerEngine, TransducerOptions, TransducerStage};
 pub use stream::{EncoderFrame, StreamingEncoder};
 pub use vocab::Vocabulary;
 
@@ -47,8 +47,15 @@ impl std::str::FromStr for Lookahead {
             "full" => Ok(Self::Full),
             _ => {
                 let fixed = s.strip_prefix("fixed:").and_then(|n| n.parse().ok()).map(Self::Fixed);
-                let at = || s.strip_prefix("adaptive:").map(|ms| ms.trim_end_matches("ms")).and_then(|ms| ms.parse().ok()).map(Self::AdaptiveAt);
-                fixed.or_else(at).ok_or_else(|| format!("unknown lookahead mode '{s}' (adaptive, adaptive:MS, causal, fixed:N, full)"))
+                let at = || {
+                    s.strip_prefix("adaptive:")
+                        .map(|ms| ms.trim_end_matches("ms"))
+                        .and_then(|ms| ms.parse().ok())
+                        .map(Self::AdaptiveAt)
+                };
+                fixed.or_else(at).ok_or_else(|| {
+                    format!("unknown lookahead mode '{s}' (adaptive, adaptive:MS, causal, fixed:N, full)")
+                })
             }
         }
     }

@@ -107,7 +107,14 @@ pub fn positions(start: usize, n: usize, d: usize, device: &Device) -> Result<Te
 }
 
 /// Is key `s` visible to query `t`? (`end` = the number of frames in the segment.)
-pub fn visible(mode: Lookahead, cfg: &TransducerConfig, layer: usize, gate: bool, t: usize, s: usize) -> bool {
+pub fn visible(
+    mode: Lookahead,
+    cfg: &TransducerConfig,
+    layer: usize,
+    gate: bool,
+    t: usize,
+    s: usize,
+) -> bool {
     match future_frames(mode, cfg, layer, gate) {
         None => true,
         Some(w) => s + cfg.left_context >= t && s <= t + w,
@@ -129,7 +136,9 @@ pub fn future_frames(mode: Lookahead, cfg: &TransducerConfig, layer: usize, gate
 pub fn gates(mode: Lookahead, block: &Block, x: &Tensor) -> Result<Vec<bool>> {
     let n = x.dim(0)?;
     Ok(match mode {
-        Lookahead::Adaptive | Lookahead::AdaptiveAt(_) => block.gate_logits(x)?.iter().map(|&g| g > block.gate_threshold).collect(),
+        Lookahead::Adaptive | Lookahead::AdaptiveAt(_) => {
+            block.gate_logits(x)?.iter().map(|&g| g > block.gate_threshold).collect()
+        }
         Lookahead::Causal => vec![false; n],
         Lookahead::Fixed(_) | Lookahead::Full => vec![true; n],
     })
@@ -158,7 +167,8 @@ pub fn output_ready(ready: &[usize]) -> Vec<usize> {
 /// libm erf candle's `gelu_erf` calls, which took 12% of streaming time.
 fn erf(x: f32) -> f32 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
-    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    let poly =
+        t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
     let y = 1.0 - poly * (-x * x).exp();
     if x < 0.0 { -y } else { y }
 }
@@ -166,7 +176,8 @@ fn erf(x: f32) -> f32 {
 /// Exact-form GELU, x·Φ(x), with the fast erf above (inference only: it has no gradient).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     let v: Vec<f32> = x.flatten_all()?.to_vec1::<f32>()?;
-    let out: Vec<f32> = v.iter().map(|&x| 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))).collect();
+    let out: Vec<f32> =
+        v.iter().map(|&x| 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))).collect();
     Tensor::from_vec(out, x.shape(), x.device())
 }
 
@@ -180,7 +191,14 @@ pub fn im2col3(x: &Tensor, stride: usize) -> Result<Tensor> {
         let ids: Vec<u32> = (0..n_out).map(|o| (o * stride + off) as u32).collect();
         Tensor::new(ids.as_slice(), x.device())
     };
-    Tensor::cat(&[padded.index_select(&idx(0)?, 0)?, padded.index_select(&idx(1)?, 0)?, padded.index_select(&idx(2)?, 0)?], 1)
+    Tensor::cat(
+        &[
+            padded.index_select(&idx(0)?, 0)?,
+            padded.index_select(&idx(1)?, 0)?,
+            padded.index_select(&idx(2)?, 0)?,
+        ],
+        1,
+    )
 }
 
 impl Block {
@@ -235,7 +253,11 @@ impl TransducerModel {
     pub fn output_frames(&self, x: &Tensor) -> Result<Tensor> {
         let x = self.ln_post.forward(x)?;
         let (t, d) = x.dims2()?;
-        let x = if t % 2 == 1 { Tensor::cat(&[&x, &Tensor::zeros((1, d), x.dtype(), x.device())?], 0)? } else { x };
+        let x = if t % 2 == 1 {
+            Tensor::cat(&[&x, &Tensor::zeros((1, d), x.dtype(), x.device())?], 0)?
+        } else {
+            x
+        };
         let pairs = x.reshape((t.div_ceil(2), 2 * d))?;
         self.enc_proj.forward(&self.subsample.forward(&pairs)?)
     }
@@ -248,14 +270,23 @@ impl TransducerModel {
 
     /// The blocks' output at 50 frames/s (before the final LayerNorm), the gates, and per 25 Hz
     /// output frame the last mel frame it depends on.
-    pub fn encode_hidden(&self, mel: &Tensor, mode: Lookahead) -> Result<(Tensor, Vec<Vec<bool>>, Vec<usize>)> {
+    pub fn encode_hidden(
+        &self,
+        mel: &Tensor,
+        mode: Lookahead,
+    ) -> Result<(Tensor, Vec<Vec<bool>>, Vec<usize>)> {
         let (x, gates, ready) = self.encode_layers(mel, mode, self.blocks.len())?;
         Ok((x, gates, output_ready(&ready)))
     }
 
     /// The front end and the first `n_layers` blocks: their output at 50 frames/s, the gates, and
     /// per 50 Hz frame the last mel frame it depends on.
-    pub fn encode_layers(&self, mel: &Tensor, mode: Lookahead, n_layers: usize) -> Result<(Tensor, Vec<Vec<bool>>, Vec<usize>)> {
+    pub fn encode_layers(
+        &self,
+        mel: &Tensor,
+        mode: Lookahead,
+        n_layers: usize,
+    ) -> Result<(Tensor, Vec<Vec<bool>>, Vec<usize>)> {
         let n_mel = mel.dim(0)?;
         let mut x = self.front_end(mel)?;
         let t = x.dim(0)?;
@@ -310,18 +341,34 @@ impl TransducerModel {
     /// Loads a model folder (config.json + model.safetensors).
     pub fn load(dir: &Path, device: &Device) -> crate::error::Result<Self> {
         let cfg_path = dir.join("config.json");
-        let config: TransducerConfig = serde_json::from_slice(&std::fs::read(&cfg_path).map_err(|e| crate::error::Error::io(&cfg_path, e))?)
-            .map_err(|e| crate::error::Error::Model(format!("{}: {e}", cfg_path.display())))?;
+        let config: TransducerConfig = serde_json::from_slice(
+            &std::fs::read(&cfg_path).map_err(|e| crate::error::Error::io(&cfg_path, e))?,
+        )
+        .map_err(|e| crate::error::Error::Model(format!("{}: {e}", cfg_path.display())))?;
         let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), device)?;
         Ok(Self::from_tensors(config, &tensors, device)?)
     }
 
-    pub fn from_tensors(config: TransducerConfig, t: &HashMap<String, Tensor>, device: &Device) -> Result<Self> {
+    pub fn from_tensors(
+        config: TransducerConfig,
+        t: &HashMap<String, Tensor>,
+        device: &Device,
+    ) -> Result<Self> {
         let get = |name: &str| -> Result<Tensor> {
-            t.get(name).cloned().ok_or_else(|| candle_core::Error::Msg(format!("model lacks tensor {name}")))?.to_dtype(DType::F32)
+            t.get(name)
+                .cloned()
+                .ok_or_else(|| candle_core::Error::Msg(format!("model lacks tensor {name}")))?
+                .to_dtype(DType::F32)
         };
-        let linear = |name: &str| -> Result<Linear> { Linear::new(get(&format!("{name}.weight"))?, t.get(&format!("{name}.bias")).map(|b| b.to_dtype(DType::F32)).transpose()?) };
-        let ln = |name: &str| -> Result<LayerNorm> { Ok(LayerNorm::new(get(&format!("{name}.weight"))?, get(&format!("{name}.bias"))?, 1e-5)) };
+        let linear = |name: &str| -> Result<Linear> {
+            Linear::new(
+                get(&format!("{name}.weight"))?,
+                t.get(&format!("{name}.bias")).map(|b| b.to_dtype(DType::F32)).transpose()?,
+            )
+        };
+        let ln = |name: &str| -> Result<LayerNorm> {
+            Ok(LayerNorm::new(get(&format!("{name}.weight"))?, get(&format!("{name}.bias"))?, 1e-5))
+        };
         let blocks = (0..config.n_layers)
             .map(|i| {
                 let p = format!("blocks.{i}");

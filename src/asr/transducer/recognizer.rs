@@ -19,6 +19,9 @@ pub struct TransducerEngine {
     pub name: String,
     /// The word-piece LM shipped in the model folder (`lm.safetensors`), with its tuned fusion.
     pub lm: Option<Arc<NgramLm>>,
+    /// The lookahead mode it was loaded for (its schedulers' thresholds follow it): the one
+    /// source of truth for every stream it decodes.
+    pub lookahead: Lookahead,
 }
 
 /// The LM's file in a model folder.
@@ -30,7 +33,9 @@ impl TransducerEngine {
         let _span = tracing::info_span!("load_transducer", dir = %dir.display()).entered();
         let mut model = TransducerModel::load(dir, &Device::Cpu)?;
         if let Lookahead::AdaptiveAt(ms) = lookahead {
-            model.set_latency_target(ms as f64).map_err(|e| crate::error::Error::Model(format!("--lookahead {lookahead}: {e}")))?;
+            model
+                .set_latency_target(ms as f64)
+                .map_err(|e| crate::error::Error::Model(format!("--lookahead {lookahead}: {e}")))?;
         }
         let vocab = Vocabulary::load(&dir.join("vocabulary.txt"))?;
         if vocab.len() != model.config.vocab_size {
@@ -58,7 +63,7 @@ impl TransducerEngine {
         } else {
             None
         };
-        Ok(Arc::new(Self { model: Arc::new(model), joiner, vocab, name, lm }))
+        Ok(Arc::new(Self { model: Arc::new(model), joiner, vocab, name, lm, lookahead }))
     }
 
     /// The decoding this model is meant for: beam search with its LM at the LM's tuned settings
@@ -71,35 +76,39 @@ impl TransducerEngine {
     }
 }
 
+/// How a stream is searched.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum Decoding {
+    /// As the model folder says: beam search with its LM at the LM's tuned settings where it
+    /// ships one, else greedy (see [`TransducerEngine::default_search`]).
+    #[default]
+    Model,
+    /// This search, with the engine's LM fused at these weights (None: no LM).
+    Explicit { search: SearchMode, lm: Option<LmFusion> },
+}
+
+/// Per-stream options. The lookahead is not among them: it is the engine's
+/// ([`TransducerEngine::lookahead`]), fixed when the model is loaded.
 #[derive(Debug, Clone, Copy)]
 pub struct TransducerOptions {
-    pub lookahead: Lookahead,
-    pub search: SearchMode,
+    pub decoding: Decoding,
     /// Full-context mode waits for the end of a segment; without endpoints, cut segments here.
     pub max_segment_frames: usize,
-    /// Fuse the engine's LM into beam search with these weights (None: no LM).
-    pub lm: Option<LmFusion>,
-    /// Decode as the model folder says instead of by `search` and `lm`: beam search with its LM
-    /// at the LM's tuned settings where it ships one (see [`TransducerEngine::default_search`]).
-    pub model_decoding: bool,
 }
 
 impl Default for TransducerOptions {
     fn default() -> Self {
-        Self {
-            lookahead: Lookahead::Adaptive,
-            search: SearchMode::Greedy { max_symbols: 3 },
-            max_segment_frames: 3000,
-            lm: None,
-            model_decoding: true,
-        }
+        Self { decoding: Decoding::Model, max_segment_frames: 3000 }
     }
 }
 
 impl TransducerOptions {
     /// Greedy search without an LM, whatever the model folder ships (training's dev checks).
-    pub fn greedy(lookahead: Lookahead) -> Self {
-        Self { lookahead, model_decoding: false, ..Default::default() }
+    pub fn greedy() -> Self {
+        Self {
+            decoding: Decoding::Explicit { search: SearchMode::Greedy { max_symbols: 3 }, lm: None },
+            ..Default::default()
+        }
     }
 }
 
@@ -151,7 +160,10 @@ pub struct FinalSegment {
 }
 
 fn new_search(engine: &TransducerEngine, opts: &TransducerOptions) -> Search {
-    let (search, lm) = if opts.model_decoding { engine.default_search() } else { (opts.search, opts.lm) };
+    let (search, lm) = match opts.decoding {
+        Decoding::Model => engine.default_search(),
+        Decoding::Explicit { search, lm } => (search, lm),
+    };
     Search::new(search, &engine.joiner).with_lm(engine.lm.clone().zip(lm))
 }
 
@@ -173,7 +185,7 @@ pub struct TransducerStage {
 impl TransducerStage {
     pub fn new(engine: Arc<TransducerEngine>, opts: TransducerOptions) -> Self {
         Self {
-            encoder: StreamingEncoder::new(engine.model.clone(), opts.lookahead),
+            encoder: StreamingEncoder::new(engine.model.clone(), engine.lookahead),
             search: new_search(&engine, &opts),
             engine,
             opts,
@@ -196,7 +208,7 @@ impl TransducerStage {
         }
         self.segment_frames += frames.len();
         self.encoder.push(&self.buf, &mut self.frames)?;
-        if self.opts.lookahead == Lookahead::Full && self.segment_frames >= self.opts.max_segment_frames {
+        if self.engine.lookahead == Lookahead::Full && self.segment_frames >= self.opts.max_segment_frames {
             self.encoder.finish(&mut self.frames)?;
             self.segment_frames = 0;
         }

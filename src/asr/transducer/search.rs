@@ -27,7 +27,10 @@ pub struct Joiner {
 
 fn matvec(w: &[f32], b: &[f32], x: &[f32]) -> Vec<f32> {
     let n = x.len();
-    b.iter().enumerate().map(|(o, bias)| bias + w[o * n..(o + 1) * n].iter().zip(x).map(|(a, c)| a * c).sum::<f32>()).collect()
+    b.iter()
+        .enumerate()
+        .map(|(o, bias)| bias + w[o * n..(o + 1) * n].iter().zip(x).map(|(a, c)| a * c).sum::<f32>())
+        .collect()
 }
 
 pub fn log_softmax(x: &mut [f32]) {
@@ -60,7 +63,11 @@ impl Joiner {
 
     /// Predictor output for a context of previous tokens (oldest first).
     pub fn predict(&self, context: &[u32]) -> Vec<f32> {
-        let x: Vec<f32> = context.iter().flat_map(|&id| &self.embedding[id as usize * self.dim..(id as usize + 1) * self.dim]).copied().collect();
+        let x: Vec<f32> = context
+            .iter()
+            .flat_map(|&id| &self.embedding[id as usize * self.dim..(id as usize + 1) * self.dim])
+            .copied()
+            .collect();
         matvec(&self.pred_w, &self.pred_b, &x)
     }
 
@@ -131,7 +138,13 @@ const CACHE_ENTRIES: usize = 4096;
 
 impl Search {
     pub fn new(mode: SearchMode, joiner: &Joiner) -> Self {
-        Self { mode, hyps: vec![Hypothesis::new(joiner)], pred_cache: HashMap::new(), lm: None, lm_cache: HashMap::new() }
+        Self {
+            mode,
+            hyps: vec![Hypothesis::new(joiner)],
+            pred_cache: HashMap::new(),
+            lm: None,
+            lm_cache: HashMap::new(),
+        }
     }
 
     pub fn with_lm(mut self, lm: Option<(Arc<NgramLm>, LmFusion)>) -> Self {
@@ -156,7 +169,9 @@ impl Search {
         Some(
             self.lm_cache
                 .entry(context)
-                .or_insert_with_key(|c| lm.log_probs(c).into_iter().map(|l| fusion.weight * l + fusion.bonus).collect())
+                .or_insert_with_key(|c| {
+                    lm.log_probs(c).into_iter().map(|l| fusion.weight * l + fusion.bonus).collect()
+                })
                 .clone(),
         )
     }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use candle_core::{Module, Result, Tensor};
 
 use super::Lookahead;
-use super::model::{TransducerModel, front_end_ready, future_frames, gates, gelu, lookahead_ms, positions, visible};
+use super::model::{
+    TransducerModel, front_end_ready, future_frames, gates, gelu, lookahead_ms, positions, visible,
+};
 
 /// One encoder output frame (25 per second), ready for the joiner.
 #[derive(Debug, Clone)]
@@ -122,7 +124,11 @@ impl StreamingEncoder {
 
     /// Rows [from, to) of a row buffer whose first row is `base`, as a tensor.
     fn rows(&self, buf: &[f32], base: usize, from: usize, to: usize, width: usize) -> Result<Tensor> {
-        Tensor::from_slice(&buf[(from - base) * width..(to - base) * width], (to - from, width), &self.model.device)
+        Tensor::from_slice(
+            &buf[(from - base) * width..(to - base) * width],
+            (to - from, width),
+            &self.model.device,
+        )
     }
 
     fn advance(&mut self, finished: bool, out: &mut Vec<EncoderFrame>) -> Result<()> {
@@ -132,7 +138,13 @@ impl StreamingEncoder {
         // conv1 (kernel 3, stride 1): output i needs mel i+1.
         let h1_target = if finished { self.mel_count } else { self.mel_count.saturating_sub(1) };
         if h1_target > self.h1_count {
-            let cols = taps(&self.mel, self.mel_base, self.mel_count, n_mels, (self.h1_count..h1_target).map(|i| i as isize));
+            let cols = taps(
+                &self.mel,
+                self.mel_base,
+                self.mel_count,
+                n_mels,
+                (self.h1_count..h1_target).map(|i| i as isize),
+            );
             let cols = Tensor::from_vec(cols, (h1_target - self.h1_count, 3 * n_mels), &model.device)?;
             let h = gelu(&model.conv1.forward(&cols)?)?;
             self.h1.extend(h.flatten_all()?.to_vec1::<f32>()?);
@@ -143,11 +155,13 @@ impl StreamingEncoder {
         let x0_target = if finished { (self.mel_count - 1) / 2 + 1 } else { self.h1_count / 2 };
         if x0_target > received {
             let n = x0_target - received;
-            let cols = taps(&self.h1, self.h1_base, self.h1_count, d, (received..x0_target).map(|t| 2 * t as isize));
+            let cols =
+                taps(&self.h1, self.h1_base, self.h1_count, d, (received..x0_target).map(|t| 2 * t as isize));
             let cols = Tensor::from_vec(cols, (n, 3 * d), &model.device)?;
             let x = gelu(&model.conv2.forward(&cols)?)?;
             let x = (x + positions(received, n, d, &model.device)?)?;
-            let ready: Vec<usize> = (received..x0_target).map(|t| front_end_ready(t, self.mel_count)).collect();
+            let ready: Vec<usize> =
+                (received..x0_target).map(|t| front_end_ready(t, self.mel_count)).collect();
             self.receive(0, &x, ready)?;
         }
         // Trim mel and conv1 rows no future output needs.
@@ -212,8 +226,13 @@ impl StreamingEncoder {
             return Ok(());
         }
         let (from, to) = (st.done, end);
-        let key_lo = if self.mode == Lookahead::Full { 0 } else { from.saturating_sub(cfg.left_context) }.max(st.base);
-        let key_hi = (from..to).map(|t| horizon(t, st.gates[t - st.base]).map_or(last - 1, |h| h.min(last - 1))).max().unwrap() + 1;
+        let key_lo =
+            if self.mode == Lookahead::Full { 0 } else { from.saturating_sub(cfg.left_context) }.max(st.base);
+        let key_hi = (from..to)
+            .map(|t| horizon(t, st.gates[t - st.base]).map_or(last - 1, |h| h.min(last - 1)))
+            .max()
+            .unwrap()
+            + 1;
         let (nq, nk) = (to - from, key_hi - key_lo);
         let mut mask = vec![f32::NEG_INFINITY; nq * nk];
         let mut ready_out = Vec::with_capacity(nq);
@@ -241,7 +260,8 @@ impl StreamingEncoder {
 
         // Forget rows no future query of this layer can see.
         let st = &mut self.layers[l];
-        let keep = if self.mode == Lookahead::Full { st.base } else { st.done.saturating_sub(cfg.left_context) };
+        let keep =
+            if self.mode == Lookahead::Full { st.base } else { st.done.saturating_sub(cfg.left_context) };
         if keep > st.base {
             let drop = keep - st.base;
             for buf in [&mut st.inputs, &mut st.q, &mut st.k, &mut st.v] {
@@ -279,7 +299,11 @@ impl StreamingEncoder {
             let r0 = self.tail_ready[2 * k - self.tail_base];
             let r1 = self.tail_ready.get(2 * k + 1 - self.tail_base).copied().unwrap_or(0);
             let ready = r0.max(r1);
-            out.push(EncoderFrame { index: self.segment_offset + k as u64, values: v, lookahead_ms: lookahead_ms(k, ready) });
+            out.push(EncoderFrame {
+                index: self.segment_offset + k as u64,
+                values: v,
+                lookahead_ms: lookahead_ms(k, ready),
+            });
         }
         self.out_count = pairs_ready;
         let consumed = (2 * pairs_ready).min(available) - self.tail_base;
@@ -291,7 +315,12 @@ impl StreamingEncoder {
 }
 
 /// Convenience for tests and batch use: the subsampled encoder output of a whole segment.
-pub fn stream_all(model: &Arc<TransducerModel>, mode: Lookahead, mel: &[f32], chunk_frames: usize) -> Result<Vec<EncoderFrame>> {
+pub fn stream_all(
+    model: &Arc<TransducerModel>,
+    mode: Lookahead,
+    mel: &[f32],
+    chunk_frames: usize,
+) -> Result<Vec<EncoderFrame>> {
     let mut enc = StreamingEncoder::new(model.clone(), mode);
     let mut out = Vec::new();
     for chunk in mel.chunks(chunk_frames.max(1) * model.config.n_mels) {
@@ -303,7 +332,13 @@ pub fn stream_all(model: &Arc<TransducerModel>, mode: Lookahead, mel: &[f32], ch
 
 /// im2col for a kernel of 3 centred on each `centre`: rows [x(c−1) | x(c) | x(c+1)] from a row
 /// buffer starting at row `base` with `count` rows in the segment; zeros outside the segment.
-fn taps(buf: &[f32], base: usize, count: usize, width: usize, centres: impl Iterator<Item = isize>) -> Vec<f32> {
+fn taps(
+    buf: &[f32],
+    base: usize,
+    count: usize,
+    width: usize,
+    centres: impl Iterator<Item = isize>,
+) -> Vec<f32> {
     let mut cols = Vec::new();
     for c in centres {
         for i in [c - 1, c, c + 1] {

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::eval;
 
 pub const BLANK: &str = "<blk>";
 pub const WORD_BOUNDARY: char = '▁';
@@ -28,10 +29,18 @@ impl Vocabulary {
         use tokenizers::Trainer;
         let chars = Self::characters();
         if size <= chars.len() {
-            return Err(Error::Model(format!("{size} word pieces leave no room beyond the {} characters", chars.len())));
+            return Err(Error::Model(format!(
+                "{size} word pieces leave no room beyond the {} characters",
+                chars.len()
+            )));
         }
         let words: Vec<String> = texts
-            .flat_map(|t| crate::eval::normalize(t).split_whitespace().map(|w| format!("{WORD_BOUNDARY}{w}")).collect::<Vec<_>>())
+            .flat_map(|t| {
+                eval::normalize(t)
+                    .split_whitespace()
+                    .map(|w| format!("{WORD_BOUNDARY}{w}"))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         let alphabet = chars.tokens[1..].iter().filter_map(|t| t.chars().next()).collect();
         let mut trainer = tokenizers::models::bpe::BpeTrainer::builder()
@@ -88,11 +97,14 @@ impl Vocabulary {
     /// the fewest pieces of the vocabulary (ties: the longer first piece). Characters outside
     /// the vocabulary are dropped.
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        let index: std::collections::HashMap<&str, u32> = self.tokens.iter().enumerate().skip(1).map(|(i, t)| (t.as_str(), i as u32)).collect();
+        let index: std::collections::HashMap<&str, u32> =
+            self.tokens.iter().enumerate().skip(1).map(|(i, t)| (t.as_str(), i as u32)).collect();
         let longest = self.tokens.iter().map(|t| t.chars().count()).max().unwrap_or(1);
         let mut ids = Vec::new();
-        for word in crate::eval::normalize(text).split_whitespace() {
-            let chars: Vec<char> = std::iter::once(WORD_BOUNDARY).chain(word.chars().filter(|c| index.contains_key(c.to_string().as_str()))).collect();
+        for word in eval::normalize(text).split_whitespace() {
+            let chars: Vec<char> = std::iter::once(WORD_BOUNDARY)
+                .chain(word.chars().filter(|c| index.contains_key(c.to_string().as_str())))
+                .collect();
             ids.extend(fewest_pieces(&chars, &index, longest));
         }
         ids

@@ -147,7 +147,13 @@ pub fn search(
     }
 }
 
-fn greedy(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opts: &SearchOptions) -> Result<Hypothesis> {
+fn greedy(
+    model: &Whisper,
+    audio: &Tensor,
+    prompt: &[u32],
+    rules: &LogitRules,
+    opts: &SearchOptions,
+) -> Result<Hypothesis> {
     let eot = model.config.tokens.eot;
     let mut state = model.start(audio, 1)?;
     let (mut logits, no_speech_prob) = feed_prompt(model, &mut state, prompt)?;
@@ -160,7 +166,10 @@ fn greedy(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, o
         }
         rules.apply(&mut logits, &hyp.tokens);
         let logprobs = log_softmax(&logits);
-        let (best, lp) = logprobs.iter().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+        let (best, lp) = logprobs
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
         hyp.sum_logprob += lp;
         if best as u32 == eot {
             return Ok(hyp);
@@ -265,7 +274,13 @@ fn sample_index(logprobs: &[f32], temperature: f32, rng: &mut StdRng) -> usize {
     weights.iter().rposition(|&w| w > 0.0).unwrap_or(0)
 }
 
-fn beam(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opts: &SearchOptions) -> Result<Hypothesis> {
+fn beam(
+    model: &Whisper,
+    audio: &Tensor,
+    prompt: &[u32],
+    rules: &LogitRules,
+    opts: &SearchOptions,
+) -> Result<Hypothesis> {
     let eot = model.config.tokens.eot;
     let k = opts.beam_size;
     let limit = token_limit(model, prompt, opts);
@@ -300,7 +315,11 @@ fn beam(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opt
             }
             if tok == eot {
                 if finished.len() < k {
-                    finished.push(Hypothesis { tokens: beams[b].tokens.clone(), sum_logprob: score, ..Hypothesis::empty(no_speech_prob) });
+                    finished.push(Hypothesis {
+                        tokens: beams[b].tokens.clone(),
+                        sum_logprob: score,
+                        ..Hypothesis::empty(no_speech_prob)
+                    });
                 }
             } else {
                 let mut tokens = beams[b].tokens.clone();
@@ -324,7 +343,8 @@ fn beam(model: &Whisper, audio: &Tensor, prompt: &[u32], rules: &LogitRules, opt
         }
         state.select(&parents)?;
         beams = next;
-        logits = model.step(&Tensor::new(last_tokens.as_slice(), model.device())?.unsqueeze(1)?, &mut state)?;
+        logits =
+            model.step(&Tensor::new(last_tokens.as_slice(), model.device())?.unsqueeze(1)?, &mut state)?;
     }
     if finished.is_empty() {
         finished = beams;
@@ -343,9 +363,26 @@ mod tests {
 
     fn cfg() -> WhisperConfig {
         WhisperConfig {
-            n_mels: 80, d_model: 4, n_heads: 1, encoder_layers: 1, decoder_layers: 1, n_audio_ctx: 1500,
-            n_text_ctx: 448, vocab_size: 20, multilingual: false,
-            tokens: SpecialTokens { eot: 5, sot: 6, sot_prev: 7, transcribe: 8, translate: 9, no_timestamps: 9, timestamp_begin: 10, english: None, no_speech: None },
+            n_mels: 80,
+            d_model: 4,
+            n_heads: 1,
+            encoder_layers: 1,
+            decoder_layers: 1,
+            n_audio_ctx: 1500,
+            n_text_ctx: 448,
+            vocab_size: 20,
+            multilingual: false,
+            tokens: SpecialTokens {
+                eot: 5,
+                sot: 6,
+                sot_prev: 7,
+                transcribe: 8,
+                translate: 9,
+                no_timestamps: 9,
+                timestamp_begin: 10,
+                english: None,
+                no_speech: None,
+            },
             suppress_ids: vec![1],
             suppress_ids_begin: vec![5],
             pad_to_30s: false,

@@ -18,12 +18,20 @@ fn linear(vb: &VarBuilder, name: &str) -> Result<Linear> {
 }
 
 fn layer_norm(vb: &VarBuilder, name: &str) -> Result<LayerNorm> {
-    Ok(LayerNorm::new(vb.get_unchecked(&format!("{name}.gamma"))?, vb.get_unchecked(&format!("{name}.beta"))?, 1e-5))
+    Ok(LayerNorm::new(
+        vb.get_unchecked(&format!("{name}.gamma"))?,
+        vb.get_unchecked(&format!("{name}.beta"))?,
+        1e-5,
+    ))
 }
 
 fn conv(vb: &VarBuilder, name: &str, stride: usize) -> Result<Conv1d> {
     let cfg = Conv1dConfig { padding: 1, stride, ..Default::default() };
-    Ok(Conv1d::new(vb.get_unchecked(&format!("{name}.weight"))?, vb.get_unchecked(&format!("{name}.bias")).ok(), cfg))
+    Ok(Conv1d::new(
+        vb.get_unchecked(&format!("{name}.weight"))?,
+        vb.get_unchecked(&format!("{name}.bias")).ok(),
+        cfg,
+    ))
 }
 
 /// [B, T, H*Dh] -> [B, H, T, Dh], contiguous for the batched matmuls.
@@ -170,7 +178,9 @@ impl Whisper {
         )
         .map_err(|e| crate::error::Error::Model(format!("{}: {e}", cfg_path.display())))?;
         // SAFETY: the file is only read; hark never modifies an installed model in place.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, device)? };
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, device)?
+        };
         let load = || -> Result<Self> {
             Ok(Self {
                 conv1: conv(&vb, "encoder.conv1", 1)?,
@@ -181,7 +191,10 @@ impl Whisper {
                     .collect::<Result<_>>()?,
                 enc_ln: layer_norm(&vb, "encoder.layer_norm")?,
                 embed: vb.get_unchecked("decoder.embeddings.weight")?,
-                logits: QMatMul::from_qtensor(QTensor::quantize(&vb.get_unchecked("decoder.embeddings.weight")?, GgmlDType::Q8_0)?)?,
+                logits: QMatMul::from_qtensor(QTensor::quantize(
+                    &vb.get_unchecked("decoder.embeddings.weight")?,
+                    GgmlDType::Q8_0,
+                )?)?,
                 dec_pos: vb.get_unchecked("decoder.position_encodings.encodings")?,
                 dec_blocks: (0..config.decoder_layers)
                     .map(|i| DecoderBlock::load(&vb, &format!("decoder.layer_{i}")))
@@ -233,7 +246,11 @@ impl Whisper {
         let heads = self.config.n_heads;
         let d = self.config.d_model;
         let pos = self.dec_pos.narrow(0, state.offset, l)?;
-        let mut x = self.embed.embedding(&tokens.flatten_all()?)?.reshape((tokens.dim(0)?, l, d))?.broadcast_add(&pos)?;
+        let mut x = self
+            .embed
+            .embedding(&tokens.flatten_all()?)?
+            .reshape((tokens.dim(0)?, l, d))?
+            .broadcast_add(&pos)?;
         let mask = if l > 1 {
             let offset = state.offset;
             let total = offset + l;
@@ -280,7 +297,9 @@ impl Whisper {
         for (from, to) in [(0, split), (split, row.len())] {
             let mut range: Vec<u32> = (from as u32..to as u32).collect();
             if range.len() > REFINED_LOGITS {
-                range.select_nth_unstable_by(REFINED_LOGITS - 1, |&a, &b| row[b as usize].total_cmp(&row[a as usize]));
+                range.select_nth_unstable_by(REFINED_LOGITS - 1, |&a, &b| {
+                    row[b as usize].total_cmp(&row[a as usize])
+                });
                 range.truncate(REFINED_LOGITS);
             }
             ids.extend(range);

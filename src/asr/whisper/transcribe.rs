@@ -59,7 +59,12 @@ pub struct WhisperOptions {
 
 impl Default for WhisperOptions {
     fn default() -> Self {
-        Self { search: SearchOptions::default(), pad_to_30s: false, condition_on_previous_text: true, fallback: true }
+        Self {
+            search: SearchOptions::default(),
+            pad_to_30s: false,
+            condition_on_previous_text: true,
+            fallback: true,
+        }
     }
 }
 
@@ -134,7 +139,8 @@ impl WhisperStage {
 
     /// Decodes the first `n` pending frames; `last` says they reach the end of the stream.
     fn decode_window(&mut self, n: usize, last: bool, out: &mut Vec<Segment>) -> Result<()> {
-        let _span = tracing::debug_span!("whisper_window", start_frame = self.first_frame, frames = n).entered();
+        let _span =
+            tracing::debug_span!("whisper_window", start_frame = self.first_frame, frames = n).entered();
         let model = &self.engine.model;
         let cfg = &model.config;
         let mut sot = cfg.sot_sequence();
@@ -181,12 +187,26 @@ impl WhisperStage {
             } else {
                 // Seeded by the window's place in the stream: the same input gives the same text.
                 let seed = self.first_frame ^ (temperature * 10.0) as u64;
-                sample(model, audio, &prompt, &rules, &search_opts, Sampling { temperature, best_of: BEST_OF, seed })?
+                sample(
+                    model,
+                    audio,
+                    &prompt,
+                    &rules,
+                    &search_opts,
+                    Sampling { temperature, best_of: BEST_OF, seed },
+                )?
             };
             let text = self.engine.tokenizer.decode(&hyp.tokens);
             let quality = Quality::of(&hyp, &text, audio_seconds, closing);
             let verdict = quality.verdict();
-            tracing::debug!(frames, temperature, tokens = hyp.tokens.len(), ?quality, ?verdict, "window decoded");
+            tracing::debug!(
+                frames,
+                temperature,
+                tokens = hyp.tokens.len(),
+                ?quality,
+                ?verdict,
+                "window decoded"
+            );
             match verdict {
                 Verdict::Speech => {
                     outcome = Some((hyp, temperature));
@@ -209,7 +229,10 @@ impl WhisperStage {
                 if quality.silence() {
                     (Hypothesis { tokens: Vec::new(), ..hyp }, temperature)
                 } else {
-                    let tokens = repair(&hyp.tokens, cfg.tokens.timestamp_begin, n, max_words(audio_seconds), |t| self.engine.tokenizer.decode(t));
+                    let tokens =
+                        repair(&hyp.tokens, cfg.tokens.timestamp_begin, n, max_words(audio_seconds), |t| {
+                            self.engine.tokenizer.decode(t)
+                        });
                     (Hypothesis { tokens, ..hyp }, temperature)
                 }
             }
@@ -330,7 +353,9 @@ fn compression_ratio(text: &str) -> f32 {
 /// When every attempt failed: as faster-whisper, the likeliest decode among those gzip does not
 /// call repetitive, else the likeliest of all.
 fn best_failed(tried: Vec<(Hypothesis, Quality, f32)>) -> (Hypothesis, Quality, f32) {
-    let by_logprob = |a: &(Hypothesis, Quality, f32), b: &(Hypothesis, Quality, f32)| a.1.avg_logprob.total_cmp(&b.1.avg_logprob);
+    let by_logprob = |a: &(Hypothesis, Quality, f32), b: &(Hypothesis, Quality, f32)| {
+        a.1.avg_logprob.total_cmp(&b.1.avg_logprob)
+    };
     let any_plain = tried.iter().any(|t| t.1.compression_ratio <= MAX_COMPRESSION_RATIO);
     tried
         .into_iter()
@@ -342,7 +367,13 @@ fn best_failed(tried: Vec<(Hypothesis, Quality, f32)>) -> (Hypothesis, Quality, 
 /// Makes a decode that failed every test safe to emit: a run of three or more repeats at its
 /// tail is cut to one copy, it is cut to the words the audio can hold, and an open last segment
 /// is closed at the audio's end so that the stream moves past it instead of decoding it again.
-fn repair(tokens: &[u32], ts_begin: u32, content_frames: usize, max_words: usize, decode: impl Fn(&[u32]) -> String) -> Vec<u32> {
+fn repair(
+    tokens: &[u32],
+    ts_begin: u32,
+    content_frames: usize,
+    max_words: usize,
+    decode: impl Fn(&[u32]) -> String,
+) -> Vec<u32> {
     let is_ts = |t: u32| t >= ts_begin;
     let text_at: Vec<usize> = (0..tokens.len()).filter(|&i| !is_ts(tokens[i])).collect();
     let text: Vec<u32> = text_at.iter().map(|&i| tokens[i]).collect();
@@ -375,7 +406,9 @@ fn cut_tail_repeats(tokens: &[u32], min_repeats: usize) -> usize {
         for period in 1..=len / min_repeats {
             let unit = &tokens[len - period..len];
             let mut copies = 1;
-            while copies * period + period <= len && &tokens[len - (copies + 1) * period..len - copies * period] == unit {
+            while copies * period + period <= len
+                && &tokens[len - (copies + 1) * period..len - copies * period] == unit
+            {
                 copies += 1;
             }
             if copies >= min_repeats {
@@ -433,14 +466,19 @@ fn split_segments(tokens: &[u32], ts_begin: u32, window_frames: usize) -> (Vec<R
     let frame = |t: u32| (t - ts_begin) as usize * 2;
     let text = |s: &[u32]| s.iter().copied().filter(|&t| !is_ts(t)).collect::<Vec<_>>();
     let ended_at = |end: usize| if end + UNDECODED_TAIL_FRAMES < window_frames { end } else { window_frames };
-    let single_ending = tokens.len() >= 2 && !is_ts(tokens[tokens.len() - 2]) && is_ts(tokens[tokens.len() - 1]);
-    let mut cuts: Vec<usize> = (1..tokens.len()).filter(|&i| is_ts(tokens[i - 1]) && is_ts(tokens[i])).collect();
+    let single_ending =
+        tokens.len() >= 2 && !is_ts(tokens[tokens.len() - 2]) && is_ts(tokens[tokens.len() - 1]);
+    let mut cuts: Vec<usize> =
+        (1..tokens.len()).filter(|&i| is_ts(tokens[i - 1]) && is_ts(tokens[i])).collect();
     if cuts.is_empty() {
         let last_ts = tokens.iter().rev().find(|&&t| is_ts(t)).filter(|&&t| t != ts_begin).map(|&t| frame(t));
         let end = last_ts.unwrap_or(window_frames);
         let start = tokens.first().filter(|&&t| is_ts(t)).map_or(0, |&t| frame(t));
         let advance = if single_ending { ended_at(end) } else { window_frames };
-        return (vec![RawSegment { tokens: text(tokens), start_frame: start, end_frame: end.max(start) }], advance);
+        return (
+            vec![RawSegment { tokens: text(tokens), start_frame: start, end_frame: end.max(start) }],
+            advance,
+        );
     }
     if single_ending {
         cuts.push(tokens.len());
@@ -449,10 +487,15 @@ fn split_segments(tokens: &[u32], ts_begin: u32, window_frames: usize) -> (Vec<R
     let mut last = 0;
     for &cut in &cuts {
         let s = &tokens[last..cut];
-        segments.push(RawSegment { tokens: text(s), start_frame: frame(s[0]), end_frame: frame(s[s.len() - 1]) });
+        segments.push(RawSegment {
+            tokens: text(s),
+            start_frame: frame(s[0]),
+            end_frame: frame(s[s.len() - 1]),
+        });
         last = cut;
     }
-    let advance = if single_ending { ended_at(frame(tokens[tokens.len() - 1])) } else { frame(tokens[last - 1]) };
+    let advance =
+        if single_ending { ended_at(frame(tokens[tokens.len() - 1])) } else { frame(tokens[last - 1]) };
     (segments, advance)
 }
 
@@ -527,11 +570,18 @@ mod tests {
         assert_eq!(quality(1.2, -0.3, 0.1).verdict(), Verdict::Speech);
         assert_eq!(quality(2.6, -0.3, 0.1).verdict(), Verdict::Failed, "repetitive text");
         assert_eq!(quality(1.2, -1.3, 0.1).verdict(), Verdict::Failed, "unlikely text");
-        assert_eq!(quality(1.2, -1.3, 0.8).verdict(), Verdict::Silence, "unlikely text where no speech is likely");
+        assert_eq!(
+            quality(1.2, -1.3, 0.8).verdict(),
+            Verdict::Silence,
+            "unlikely text where no speech is likely"
+        );
         assert_eq!(quality(1.2, -0.3, 0.8).verdict(), Verdict::Speech, "confident text is kept even then");
         assert_eq!(Quality { too_many_words: true, ..quality(1.2, -0.3, 0.1) }.verdict(), Verdict::Failed);
         assert!(compression_ratio(&"you, ".repeat(40)) > MAX_COMPRESSION_RATIO);
-        assert!(compression_ratio("And so my fellow Americans ask not what your country can do for you.") < MAX_COMPRESSION_RATIO);
+        assert!(
+            compression_ratio("And so my fellow Americans ask not what your country can do for you.")
+                < MAX_COMPRESSION_RATIO
+        );
     }
 
     #[test]

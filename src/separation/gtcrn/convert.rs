@@ -15,20 +15,63 @@ use crate::models::onnx::{Node, OnnxModel};
 
 /// The layers, in graph order, for each operator type that carries weights.
 const CONVS: [&str; 11] = [
-    "enc.0", "enc.1", "enc.2.point1", "enc.2.depth", "enc.2.point2", "enc.3.point1", "enc.3.depth", "enc.3.point2", "enc.4.point1",
-    "enc.4.depth", "enc.4.point2",
+    "enc.0",
+    "enc.1",
+    "enc.2.point1",
+    "enc.2.depth",
+    "enc.2.point2",
+    "enc.3.point1",
+    "enc.3.depth",
+    "enc.3.point2",
+    "enc.4.point1",
+    "enc.4.depth",
+    "enc.4.point2",
 ];
 const CONV_TRANSPOSES: [&str; 11] = [
-    "dec.0.point1", "dec.0.depth", "dec.0.point2", "dec.1.point1", "dec.1.depth", "dec.1.point2", "dec.2.point1", "dec.2.depth",
-    "dec.2.point2", "dec.3", "dec.4",
+    "dec.0.point1",
+    "dec.0.depth",
+    "dec.0.point2",
+    "dec.1.point1",
+    "dec.1.depth",
+    "dec.1.point2",
+    "dec.2.point1",
+    "dec.2.depth",
+    "dec.2.point2",
+    "dec.3",
+    "dec.4",
 ];
 const PRELUS: [&str; 15] = [
-    "enc.0", "enc.1", "enc.2.point1", "enc.2.depth", "enc.3.point1", "enc.3.depth", "enc.4.point1", "enc.4.depth", "dec.0.point1",
-    "dec.0.depth", "dec.1.point1", "dec.1.depth", "dec.2.point1", "dec.2.depth", "dec.3",
+    "enc.0",
+    "enc.1",
+    "enc.2.point1",
+    "enc.2.depth",
+    "enc.3.point1",
+    "enc.3.depth",
+    "enc.4.point1",
+    "enc.4.depth",
+    "dec.0.point1",
+    "dec.0.depth",
+    "dec.1.point1",
+    "dec.1.depth",
+    "dec.2.point1",
+    "dec.2.depth",
+    "dec.3",
 ];
 const GRUS: [&str; 14] = [
-    "enc.2.tra", "enc.3.tra", "enc.4.tra", "dp.0.intra.0", "dp.0.intra.1", "dp.0.inter.0", "dp.0.inter.1", "dp.1.intra.0", "dp.1.intra.1",
-    "dp.1.inter.0", "dp.1.inter.1", "dec.0.tra", "dec.1.tra", "dec.2.tra",
+    "enc.2.tra",
+    "enc.3.tra",
+    "enc.4.tra",
+    "dp.0.intra.0",
+    "dp.0.intra.1",
+    "dp.0.inter.0",
+    "dp.0.inter.1",
+    "dp.1.intra.0",
+    "dp.1.intra.1",
+    "dp.1.inter.0",
+    "dp.1.inter.1",
+    "dec.0.tra",
+    "dec.1.tra",
+    "dec.2.tra",
 ];
 /// Matrix products `x · W` (W stored `[in, out]` as in the graph) and the bias added after each.
 const MATMULS: [(&str, Option<&str>); 12] = [
@@ -80,7 +123,10 @@ impl<'a> Weights<'a> {
     fn nodes(&self, op: &str, expected: usize) -> Result<Vec<&'a Node>> {
         let nodes: Vec<&'a Node> = self.model.nodes.iter().filter(|n| n.op_type == op).collect();
         if nodes.len() != expected {
-            return Err(bad(format!("{} {op} nodes, expected {expected}: not the GTCRN graph hark knows", nodes.len())));
+            return Err(bad(format!(
+                "{} {op} nodes, expected {expected}: not the GTCRN graph hark knows",
+                nodes.len()
+            )));
         }
         Ok(nodes)
     }
@@ -93,7 +139,8 @@ impl<'a> Weights<'a> {
             .iter()
             .find(|n| n.op_type == "BatchNormalization" && n.inputs.first().is_some_and(|i| i == output))
             .ok_or_else(|| bad(format!("no batch norm after {output}")))?;
-        let (gamma, beta, mean, var) = (self.input(bn, 1)?.0, self.input(bn, 2)?.0, self.input(bn, 3)?.0, self.input(bn, 4)?.0);
+        let (gamma, beta, mean, var) =
+            (self.input(bn, 1)?.0, self.input(bn, 2)?.0, self.input(bn, 3)?.0, self.input(bn, 4)?.0);
         // The graph's epsilon is PyTorch's default.
         let scale: Vec<f32> = gamma.iter().zip(&var).map(|(g, v)| g / (v + 1e-5).sqrt()).collect();
         let shift = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
@@ -113,7 +160,8 @@ pub fn named_tensors(model: &OnnxModel) -> Result<HashMap<String, Tensor>> {
         let (weight, dims) = w.input(node, 1)?; // [in, out / groups, kh, kw]
         let (bias, _) = w.input(node, 2)?;
         let (scale, shift) = w.batch_norm_after(&node.outputs[0])?;
-        let folded_bias: Vec<f32> = bias.iter().zip(&scale).zip(&shift).map(|((b, s), t)| b * s + t).collect();
+        let folded_bias: Vec<f32> =
+            bias.iter().zip(&scale).zip(&shift).map(|((b, s), t)| b * s + t).collect();
         let (cin, cout_g, kh, kw) = (dims[0], dims[1], dims[2], dims[3]);
         if name.ends_with("point1") || name.ends_with("point2") || name.ends_with("depth") {
             // Stride 1: a transposed convolution is a convolution with the kernel flipped and

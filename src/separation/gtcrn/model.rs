@@ -47,10 +47,16 @@ struct Loader {
 
 impl Loader {
     fn get(&self, name: &str, len: usize) -> Result<Vec<f32>> {
-        let t = self.tensors.get(name).ok_or_else(|| Error::Model(format!("GTCRN weights: {name} is missing")))?;
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| Error::Model(format!("GTCRN weights: {name} is missing")))?;
         let v = t.flatten_all()?.to_vec1::<f32>()?;
         if v.len() != len {
-            return Err(Error::Model(format!("GTCRN weights: {name} has {} values, expected {len}", v.len())));
+            return Err(Error::Model(format!(
+                "GTCRN weights: {name} has {} values, expected {len}",
+                v.len()
+            )));
         }
         Ok(v)
     }
@@ -72,7 +78,15 @@ struct FreqConv {
 }
 
 impl FreqConv {
-    fn load(l: &Loader, name: &str, cin: usize, cout: usize, k: usize, stride: usize, groups: usize) -> Result<Self> {
+    fn load(
+        l: &Loader,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+    ) -> Result<Self> {
         Ok(Self {
             weight: l.get(&format!("{name}.weight"), cout * cin / groups * k)?,
             bias: l.get(&format!("{name}.bias"), cout)?,
@@ -170,7 +184,12 @@ struct Pointwise {
 
 impl Pointwise {
     fn load(l: &Loader, name: &str, cin: usize, cout: usize) -> Result<Self> {
-        Ok(Self { weight: l.get(&format!("{name}.weight"), cout * cin)?, bias: l.get(&format!("{name}.bias"), cout)?, cin, cout })
+        Ok(Self {
+            weight: l.get(&format!("{name}.weight"), cout * cin)?,
+            bias: l.get(&format!("{name}.bias"), cout)?,
+            cin,
+            cout,
+        })
     }
 
     fn forward(&self, x: &[f32], f: usize) -> Vec<f32> {
@@ -229,7 +248,13 @@ impl GruCell {
             let all = l.get(&format!("{name}.{part}"), dirs * per_dir)?;
             Ok(all[dir * per_dir..(dir + 1) * per_dir].to_vec())
         };
-        Ok(Self { w: take("w", 3 * hidden * input)?, r: take("r", 3 * hidden * hidden)?, b: take("b", 6 * hidden)?, input, hidden })
+        Ok(Self {
+            w: take("w", 3 * hidden * input)?,
+            r: take("r", 3 * hidden * hidden)?,
+            b: take("b", 6 * hidden)?,
+            input,
+            hidden,
+        })
     }
 
     fn step(&self, x: &[f32], h: &mut [f32]) {
@@ -325,7 +350,10 @@ impl GtBlock {
             depth_bias: l.get(&format!("{name}.depth.bias"), C)?,
             slope2: l.scalar(&format!("{name}.depth.prelu"))?,
             point2: Pointwise::load(l, &format!("{name}.point2"), C, 8)?,
-            tra: Tra { gru: GruCell::load(l, &format!("{name}.tra"), 1, 0, 8, 16)?, fc: Linear::load(l, &format!("{name}.tra.fc"), 16, 8, true)? },
+            tra: Tra {
+                gru: GruCell::load(l, &format!("{name}.tra"), 1, 0, 8, 16)?,
+                fc: Linear::load(l, &format!("{name}.tra.fc"), 16, 8, true)?,
+            },
             dilation,
         })
     }
@@ -409,13 +437,19 @@ impl DpGrnn {
             Ok((GruCell::load(l, &n, 2, 0, 8, 4)?, GruCell::load(l, &n, 2, 1, 8, 4)?))
         };
         let norm = |part: &str| -> Result<FrameNorm> {
-            Ok(FrameNorm { weight: l.get(&format!("{name}.{part}.ln.weight"), F * C)?, bias: l.get(&format!("{name}.{part}.ln.bias"), F * C)? })
+            Ok(FrameNorm {
+                weight: l.get(&format!("{name}.{part}.ln.weight"), F * C)?,
+                bias: l.get(&format!("{name}.{part}.ln.bias"), F * C)?,
+            })
         };
         Ok(Self {
             intra: [intra(0)?, intra(1)?],
             intra_fc: Linear::load(l, &format!("{name}.intra.fc"), C, C, true)?,
             intra_norm: norm("intra")?,
-            inter: [GruCell::load(l, &format!("{name}.inter.0"), 1, 0, 8, 8)?, GruCell::load(l, &format!("{name}.inter.1"), 1, 0, 8, 8)?],
+            inter: [
+                GruCell::load(l, &format!("{name}.inter.0"), 1, 0, 8, 8)?,
+                GruCell::load(l, &format!("{name}.inter.1"), 1, 0, 8, 8)?,
+            ],
             inter_fc: Linear::load(l, &format!("{name}.inter.fc"), C, C, true)?,
             inter_norm: norm("inter")?,
         })
@@ -504,7 +538,8 @@ pub struct GtcrnState {
 impl Gtcrn {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("model.safetensors");
-        let tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
+        let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
+            .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
         Self::from_tensors(tensors)
     }
 
@@ -518,9 +553,17 @@ impl Gtcrn {
             enc0_slope: l.scalar("enc.0.prelu")?,
             enc1: FreqConv::load(&l, "enc.1", C, C, 5, 2, 2)?,
             enc1_slope: l.scalar("enc.1.prelu")?,
-            encoder: [block("enc", 2, DILATIONS[0])?, block("enc", 3, DILATIONS[1])?, block("enc", 4, DILATIONS[2])?],
+            encoder: [
+                block("enc", 2, DILATIONS[0])?,
+                block("enc", 3, DILATIONS[1])?,
+                block("enc", 4, DILATIONS[2])?,
+            ],
             dpgrnn: [DpGrnn::load(&l, "dp.0")?, DpGrnn::load(&l, "dp.1")?],
-            decoder: [block("dec", 0, DILATIONS[2])?, block("dec", 1, DILATIONS[1])?, block("dec", 2, DILATIONS[0])?],
+            decoder: [
+                block("dec", 0, DILATIONS[2])?,
+                block("dec", 1, DILATIONS[1])?,
+                block("dec", 2, DILATIONS[0])?,
+            ],
             dec3: FreqConvTranspose::load(&l, "dec.3", C, C, 5, 2)?,
             dec3_slope: l.scalar("dec.3.prelu")?,
             dec4: FreqConvTranspose::load(&l, "dec.4", C, 2, 5, 1)?,
@@ -540,7 +583,8 @@ impl Gtcrn {
         assert_eq!(spectrum.len(), BINS);
         // Magnitude, real, imaginary; then ERB band merging of the upper bins.
         let mut feat = vec![0f32; 3 * BANDS];
-        let parts: [fn(Complex32) -> f32; 3] = [|s| (s.re * s.re + s.im * s.im + 1e-12).sqrt(), |s| s.re, |s| s.im];
+        let parts: [fn(Complex32) -> f32; 3] =
+            [|s| (s.re * s.re + s.im * s.im + 1e-12).sqrt(), |s| s.re, |s| s.im];
         for (ch, value) in parts.iter().enumerate() {
             let raw: Vec<f32> = spectrum.iter().map(|&s| value(s)).collect();
             feat[ch * BANDS..ch * BANDS + LOW_BINS].copy_from_slice(&raw[..LOW_BINS]);
@@ -576,7 +620,10 @@ impl Gtcrn {
         let mut full = vec![0f32; 2 * BINS];
         for ch in 0..2 {
             full[ch * BINS..ch * BINS + LOW_BINS].copy_from_slice(&mask[ch * BANDS..ch * BANDS + LOW_BINS]);
-            self.erb_inverse.forward_row(&mask[ch * BANDS + LOW_BINS..(ch + 1) * BANDS], &mut full[ch * BINS + LOW_BINS..(ch + 1) * BINS]);
+            self.erb_inverse.forward_row(
+                &mask[ch * BANDS + LOW_BINS..(ch + 1) * BANDS],
+                &mut full[ch * BINS + LOW_BINS..(ch + 1) * BINS],
+            );
         }
         for (k, s) in spectrum.iter_mut().enumerate() {
             let (mr, mi) = (full[k], full[BINS + k]);

@@ -53,7 +53,8 @@ impl Event {
     /// The bytes on the wire: the data travels after the header (as the package writes it).
     pub fn encode(&self) -> Vec<u8> {
         let mut header = json!({"type": self.kind, "version": VERSION});
-        let data = (!self.data.is_empty()).then(|| serde_json::to_vec(&self.data).expect("JSON values serialise"));
+        let data =
+            (!self.data.is_empty()).then(|| serde_json::to_vec(&self.data).expect("JSON values serialise"));
         if let Some(d) = &data {
             header["data_length"] = d.len().into();
         }
@@ -93,7 +94,9 @@ fn length(header: &Map<String, Value>, key: &str, limit: u64) -> Result<usize, R
     match header.get(key) {
         None | Some(Value::Null) => Ok(0),
         Some(v) => {
-            let n = v.as_u64().ok_or_else(|| ReadError::Malformed(format!("{key} must be a whole number, not {v}")))?;
+            let n = v
+                .as_u64()
+                .ok_or_else(|| ReadError::Malformed(format!("{key} must be a whole number, not {v}")))?;
             if n > limit {
                 return Err(ReadError::TooLarge(format!("{key} {n} is over the limit of {limit} bytes")));
             }
@@ -117,11 +120,16 @@ pub async fn read_event<R: AsyncBufRead + Unpin>(reader: &mut R) -> Result<Optio
             ReadError::Io("the connection closed inside a header".into())
         });
     }
-    let header: Value = serde_json::from_slice(&line).map_err(|e| ReadError::Malformed(format!("the header is not JSON: {e}")))?;
+    let header: Value = serde_json::from_slice(&line)
+        .map_err(|e| ReadError::Malformed(format!("the header is not JSON: {e}")))?;
     let Value::Object(header) = header else {
         return Err(ReadError::Malformed("the header is not a JSON object".into()));
     };
-    let kind = header.get("type").and_then(Value::as_str).ok_or_else(|| ReadError::Malformed("the header has no \"type\" string".into()))?.to_string();
+    let kind = header
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ReadError::Malformed("the header has no \"type\" string".into()))?
+        .to_string();
     let mut data = match header.get("data") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -165,7 +173,8 @@ mod tests {
 
     #[test]
     fn events_round_trip_with_data_and_payload() {
-        let chunk = Event::new("audio-chunk", json!({"rate": 16000, "width": 2, "channels": 1})).with_payload(vec![1, 2, 3, 4]);
+        let chunk = Event::new("audio-chunk", json!({"rate": 16000, "width": 2, "channels": 1}))
+            .with_payload(vec![1, 2, 3, 4]);
         let mut wire = chunk.encode();
         wire.extend(Event::new("audio-stop", json!({})).encode());
         let events = block_on(read_all(&wire));
@@ -187,7 +196,10 @@ mod tests {
         assert!(matches!(first(b"not json\n"), Err(ReadError::Malformed(_))));
         assert!(matches!(first(b"{\"data\":{}}\n"), Err(ReadError::Malformed(_))));
         assert!(matches!(first(b"{\"type\":\"x\",\"payload_length\":-1}\n"), Err(ReadError::Malformed(_))));
-        assert!(matches!(first(b"{\"type\":\"x\",\"payload_length\":99999999999}\n"), Err(ReadError::TooLarge(_))));
+        assert!(matches!(
+            first(b"{\"type\":\"x\",\"payload_length\":99999999999}\n"),
+            Err(ReadError::TooLarge(_))
+        ));
         assert!(matches!(first(b"{\"type\":\"x\",\"payload_length\":10}\nabc"), Err(ReadError::Io(_))));
         assert!(matches!(first(&vec![b'{'; MAX_HEADER_BYTES as usize + 10]), Err(ReadError::TooLarge(_))));
     }

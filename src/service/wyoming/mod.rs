@@ -40,16 +40,6 @@ const AUDIO_QUEUE: usize = 32;
 /// Where hark comes from, for `info`'s attributions (no public home page yet).
 const ATTRIBUTION_URL: &str = "";
 
-/// The address in `[wyoming] listen`: `tcp://HOST:PORT` (the scheme Wyoming URIs use) or
-/// `HOST:PORT`.
-pub fn parse_listen(uri: &str) -> Result<std::net::SocketAddr, String> {
-    let addr = uri.strip_prefix("tcp://").unwrap_or(uri);
-    if addr.contains("://") {
-        return Err(format!("wyoming.listen '{uri}': only tcp:// addresses are served"));
-    }
-    addr.parse().map_err(|e| format!("wyoming.listen '{uri}': {e}"))
-}
-
 /// Accepts connections until the service stops; each runs on its own task.
 pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
     let mut shutdown = state.shutdown.clone();
@@ -189,14 +179,21 @@ impl Connection {
             "audio-start" => self.start_transcription(&event).await,
             "audio-chunk" => self.audio(event).await,
             "audio-stop" => {
-                let t = self.transcription.as_mut().filter(|t| !t.ended).ok_or_else(|| refuse("audio-before-start", "audio-stop without audio-start"))?;
+                let t = self
+                    .transcription
+                    .as_mut()
+                    .filter(|t| !t.ended)
+                    .ok_or_else(|| refuse("audio-before-start", "audio-stop without audio-start"))?;
                 t.ended = true;
                 let _ = t.to_worker.send(StreamInput::End).await;
                 Ok(())
             }
             "synthesize" if self.streamed_text.is_some() => Ok(()), // the streamed request's compatibility copy
             "synthesize" => {
-                let text = event.str("text").ok_or_else(|| refuse("malformed-event", "synthesize needs a \"text\" string"))?.to_string();
+                let text = event
+                    .str("text")
+                    .ok_or_else(|| refuse("malformed-event", "synthesize needs a \"text\" string"))?
+                    .to_string();
                 self.synthesize(text).await
             }
             "synthesize-start" => {
@@ -204,18 +201,31 @@ impl Connection {
                 Ok(())
             }
             "synthesize-chunk" => {
-                let text = event.str("text").ok_or_else(|| refuse("malformed-event", "synthesize-chunk needs a \"text\" string"))?.to_string();
-                self.streamed_text.as_mut().ok_or_else(|| refuse("synthesize-before-start", "synthesize-chunk without synthesize-start"))?.push_str(&text);
+                let text = event
+                    .str("text")
+                    .ok_or_else(|| refuse("malformed-event", "synthesize-chunk needs a \"text\" string"))?
+                    .to_string();
+                self.streamed_text
+                    .as_mut()
+                    .ok_or_else(|| {
+                        refuse("synthesize-before-start", "synthesize-chunk without synthesize-start")
+                    })?
+                    .push_str(&text);
                 Ok(())
             }
             "synthesize-stop" => {
-                let text = self.streamed_text.take().ok_or_else(|| refuse("synthesize-before-start", "synthesize-stop without synthesize-start"))?;
+                let text = self.streamed_text.take().ok_or_else(|| {
+                    refuse("synthesize-before-start", "synthesize-stop without synthesize-start")
+                })?;
                 self.synthesize(text).await?;
                 self.send(Event::new("synthesize-stopped", json!({}))).await
             }
             other => Err(refuse(
                 "unknown-event",
-                format!("unknown event type '{}' (describe, transcribe, audio-start/-chunk/-stop, synthesize, ping)", other.chars().take(64).collect::<String>()),
+                format!(
+                    "unknown event type '{}' (describe, transcribe, audio-start/-chunk/-stop, synthesize, ping)",
+                    other.chars().take(64).collect::<String>()
+                ),
             )),
         }
     }
@@ -224,9 +234,7 @@ impl Connection {
         let config = self.state.config();
         let attribution = json!({"name": "hark", "url": ATTRIBUTION_URL});
         let version = env!("CARGO_PKG_VERSION");
-        let model = |name: &str, description: &str| {
-            json!({"name": name, "languages": ["en"], "attribution": attribution, "installed": true, "description": description, "version": null})
-        };
+        let model = |name: &str, description: &str| json!({"name": name, "languages": ["en"], "attribution": attribution, "installed": true, "description": description, "version": null});
         Event::new(
             "info",
             json!({
@@ -252,18 +260,26 @@ impl Connection {
 
     /// The declared audio format of an `audio-start` or `audio-chunk`.
     fn format(event: &Event) -> Result<(u64, PcmFormat), Refusal> {
-        let field = |key: &str| event.int(key).ok_or_else(|| refuse("malformed-event", format!("{} needs a whole-number \"{key}\"", event.kind)));
+        let field = |key: &str| {
+            event.int(key).ok_or_else(|| {
+                refuse("malformed-event", format!("{} needs a whole-number \"{key}\"", event.kind))
+            })
+        };
         let rate = field("rate")?;
         if !(8000..=192_000).contains(&rate) {
             return Err(refuse("bad-audio", format!("rate {rate} Hz is not supported (8000 to 192000)")));
         }
-        let format = PcmFormat::int(field("width")?, field("channels")?).map_err(|e| refuse("bad-audio", e.to_string()))?;
+        let format = PcmFormat::int(field("width")?, field("channels")?)
+            .map_err(|e| refuse("bad-audio", e.to_string()))?;
         Ok((rate, format))
     }
 
     async fn start_transcription(&mut self, event: &Event) -> Result<(), Refusal> {
         if self.transcription.is_some() {
-            return Err(refuse("busy", "audio-start while a transcription is still running on this connection"));
+            return Err(refuse(
+                "busy",
+                "audio-start while a transcription is still running on this connection",
+            ));
         }
         let (rate, format) = Self::format(event)?;
         let state = &self.state;
@@ -277,10 +293,24 @@ impl Connection {
         let (to_worker, worker_rx) = mpsc::channel(AUDIO_QUEUE);
         let (worker_tx, from_worker) = mpsc::unbounded_channel();
         let metrics = state.clone();
-        spawn_stream_recogniser(state.engines.clone(), state.live_options(), rate as u32, worker_rx, worker_tx, move |samples, took| {
-            metrics.metrics.add_audio(samples, took)
+        spawn_stream_recogniser(
+            state.engines.clone(),
+            state.live_options(),
+            rate as u32,
+            worker_rx,
+            worker_tx,
+            move |samples, took| metrics.metrics.add_audio(samples, took),
+        );
+        self.transcription = Some(Transcription {
+            format,
+            rate,
+            to_worker,
+            from_worker,
+            deltas: TranscriptDeltas::new(),
+            started: false,
+            ended: false,
+            _active: guard,
         });
-        self.transcription = Some(Transcription { format, rate, to_worker, from_worker, deltas: TranscriptDeltas::new(), started: false, ended: false, _active: guard });
         Ok(())
     }
 
@@ -290,7 +320,10 @@ impl Connection {
         };
         let (rate, format) = Self::format(&event)?;
         if (rate, format) != (t.rate, t.format) {
-            return Err(refuse("bad-audio", "an audio-chunk's rate, width or channels differ from its audio-start's"));
+            return Err(refuse(
+                "bad-audio",
+                "an audio-chunk's rate, width or channels differ from its audio-start's",
+            ));
         }
         let samples = format.decode_mono(&event.payload).map_err(|e| refuse("bad-audio", e.to_string()))?;
         // A closed worker has failed: its message arrives through `forward`.
@@ -317,7 +350,8 @@ impl Connection {
                 if !t.started {
                     self.send(Event::new("transcript-start", json!({"language": "en"}))).await?;
                 }
-                self.send(Event::new("transcript", json!({"text": t.deltas.text(), "language": "en"}))).await?;
+                self.send(Event::new("transcript", json!({"text": t.deltas.text(), "language": "en"})))
+                    .await?;
                 self.send(Event::new("transcript-stop", json!({}))).await?;
                 Ok(true)
             }
@@ -328,7 +362,9 @@ impl Connection {
     async fn synthesize(&mut self, text: String) -> Result<(), Refusal> {
         let opts = SpeechOptions::default();
         Tts::validate(&text, opts).map_err(|e| refuse("bad-text", e.to_string()))?;
-        let tts = voice(&self.state).await.map_err(|_| refuse("tts-unavailable", "text to speech is unavailable (the voice could not be loaded)"))?;
+        let tts = voice(&self.state).await.map_err(|_| {
+            refuse("tts-unavailable", "text to speech is unavailable (the voice could not be loaded)")
+        })?;
         self.state.metrics.speech_total.fetch_add(1, Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
         let node = TtsNode::start(tts, text, opts, stop.clone());
@@ -348,7 +384,10 @@ impl Connection {
                 match e {
                     SpeechEvent::Sentence(s) => {
                         for chunk in s.samples.chunks(SAMPLES_PER_CHUNK) {
-                            self.send(Event::new("audio-chunk", format.clone()).with_payload(to_s16le(chunk))).await?;
+                            self.send(
+                                Event::new("audio-chunk", format.clone()).with_payload(to_s16le(chunk)),
+                            )
+                            .await?;
                         }
                     }
                     SpeechEvent::Done { samples } => {

@@ -145,7 +145,10 @@ fn ends_doubled_ing(word: &str) -> bool {
     if word.ends_with("cking") {
         return true;
     }
-    n >= 5 && chars[n - 4] == chars[n - 5] && "bcdgklmnprstvxz".contains(chars[n - 4]) && word.ends_with("ing")
+    n >= 5
+        && chars[n - 4] == chars[n - 5]
+        && "bcdgklmnprstvxz".contains(chars[n - 4])
+        && word.ends_with("ing")
 }
 
 /// Python's slicing by characters: the word without its last `k` characters.
@@ -161,7 +164,9 @@ fn char_len(w: &str) -> usize {
 impl Lexicon {
     pub fn from_json(gold: &[u8], silver: &[u8]) -> crate::error::Result<Self> {
         let parse = |b: &[u8], what: &str| -> crate::error::Result<Dict> {
-            serde_json::from_slice(b).map(Dict).map_err(|e| crate::error::Error::Model(format!("{what}: {e}")))
+            serde_json::from_slice(b)
+                .map(Dict)
+                .map_err(|e| crate::error::Error::Model(format!("{what}: {e}")))
         };
         Ok(Self { golds: parse(gold, "lexicon_us_gold")?, silvers: parse(silver, "lexicon_us_silver")? })
     }
@@ -188,7 +193,10 @@ impl Lexicon {
             return self.lookup(if word == "." { "dot" } else { "slash" }, None, Some(-0.5), Some(ctx));
         } else if let Some(name) = lexicon_symbol(word) {
             return self.lookup(name, None, None, Some(ctx));
-        } else if stripped.contains('.') && is_alpha(&word.replace('.', "")) && word.split('.').map(char_len).max().unwrap_or(0) < 3 {
+        } else if stripped.contains('.')
+            && is_alpha(&word.replace('.', ""))
+            && word.split('.').map(char_len).max().unwrap_or(0) < 3
+        {
             return self.get_nnp(word);
         }
         match word {
@@ -219,7 +227,8 @@ impl Lexicon {
             };
             return (ps, Some(4));
         } else if word == "in" || word == "In" || (word == "IN" && tag != "NNP") {
-            let stress = if ctx.future_vowel.is_none() || tag != "IN" { PRIMARY.to_string() } else { String::new() };
+            let stress =
+                if ctx.future_vowel.is_none() || tag != "IN" { PRIMARY.to_string() } else { String::new() };
             return (Some(format!("{stress}ɪn")), Some(4));
         } else if word == "the" || word == "The" || (word == "THE" && tag == "DT") {
             return (Some(if ctx.future_vowel == Some(true) { "ði" } else { "ðə" }.into()), Some(4));
@@ -254,7 +263,13 @@ impl Lexicon {
         rest == upper(&rest)
     }
 
-    pub fn lookup(&self, word: &str, tag: Option<&str>, stress: Option<f64>, ctx: Option<&Context>) -> Reading {
+    pub fn lookup(
+        &self,
+        word: &str,
+        tag: Option<&str>,
+        stress: Option<f64>,
+        ctx: Option<&Context>,
+    ) -> Reading {
         let mut word = word.to_string();
         let mut is_nnp = None;
         if word == upper(&word) && !self.golds.contains(&word) {
@@ -312,9 +327,15 @@ impl Lexicon {
         }
         let stem = if !word.ends_with("ss") && self.is_known(&drop_last(word, 1), tag) {
             drop_last(word, 1)
-        } else if (word.ends_with("'s") || (char_len(word) > 4 && word.ends_with("es") && !word.ends_with("ies"))) && self.is_known(&drop_last(word, 2), tag) {
+        } else if (word.ends_with("'s")
+            || (char_len(word) > 4 && word.ends_with("es") && !word.ends_with("ies")))
+            && self.is_known(&drop_last(word, 2), tag)
+        {
             drop_last(word, 2)
-        } else if char_len(word) > 4 && word.ends_with("ies") && self.is_known(&format!("{}y", drop_last(word, 3)), tag) {
+        } else if char_len(word) > 4
+            && word.ends_with("ies")
+            && self.is_known(&format!("{}y", drop_last(word, 3)), tag)
+        {
             format!("{}y", drop_last(word, 3))
         } else {
             return (None, None);
@@ -348,7 +369,11 @@ impl Lexicon {
         }
         let stem = if !word.ends_with("dd") && self.is_known(&drop_last(word, 1), tag) {
             drop_last(word, 1)
-        } else if char_len(word) > 4 && word.ends_with("ed") && !word.ends_with("eed") && self.is_known(&drop_last(word, 2), tag) {
+        } else if char_len(word) > 4
+            && word.ends_with("ed")
+            && !word.ends_with("eed")
+            && self.is_known(&drop_last(word, 2), tag)
+        {
             drop_last(word, 2)
         } else {
             return (None, None);
@@ -361,7 +386,11 @@ impl Lexicon {
         let stem = stem.filter(|s| !s.is_empty())?;
         let chars: Vec<char> = stem.chars().collect();
         let n = chars.len();
-        Some(if n > 1 && chars[n - 1] == 't' && US_TAUS.contains(chars[n - 2]) { format!("{}ɾɪŋ", drop_last(&stem, 1)) } else { format!("{stem}ɪŋ") })
+        Some(if n > 1 && chars[n - 1] == 't' && US_TAUS.contains(chars[n - 2]) {
+            format!("{}ɾɪŋ", drop_last(&stem, 1))
+        } else {
+            format!("{stem}ɪŋ")
+        })
     }
 
     fn stem_ing(&self, word: &str, tag: Option<&str>, stress: Option<f64>, ctx: Option<&Context>) -> Reading {
@@ -444,10 +473,13 @@ impl Lexicon {
 
     pub fn get_number(&self, word: &str, currency: Option<&str>, is_head: bool) -> Reading {
         let suffix_len = word.chars().rev().take_while(|c| c.is_ascii_lowercase() || *c == '\'').count();
-        let suffix: Option<String> = (suffix_len > 0).then(|| word.chars().skip(char_len(word) - suffix_len).collect());
+        let suffix: Option<String> =
+            (suffix_len > 0).then(|| word.chars().skip(char_len(word) - suffix_len).collect());
         let mut word: String = word.chars().take(char_len(word) - suffix_len).collect();
         let mut result: Vec<(String, u8)> = Vec::new();
-        let push = |result: &mut Vec<(String, u8)>, r: Reading| result.push((r.0.unwrap_or_default(), r.1.unwrap_or(0)));
+        let push = |result: &mut Vec<(String, u8)>, r: Reading| {
+            result.push((r.0.unwrap_or_default(), r.1.unwrap_or(0)))
+        };
         if word.starts_with('-') {
             push(&mut result, self.lookup("minus", None, None, None));
             word = word[1..].to_string();
@@ -459,12 +491,18 @@ impl Lexicon {
                 }
             }
         };
-        let extend_num = |result: &mut Vec<(String, u8)>, num: &str| extend_words(result, &numbers::cardinal(num.parse::<i128>().unwrap_or(0)));
+        let extend_num = |result: &mut Vec<(String, u8)>, num: &str| {
+            extend_words(result, &numbers::cardinal(num.parse::<i128>().unwrap_or(0)))
+        };
         let is_ordinal = suffix.as_deref().is_some_and(|s| ORDINALS.contains(&s));
         let currency_units = currency.and_then(currency_units);
         if is_ascii_digits(&word) && is_ordinal {
             extend_words(&mut result, &numbers::ordinal(word.parse().unwrap_or(0)));
-        } else if result.is_empty() && char_len(&word) == 4 && currency_units.is_none() && is_ascii_digits(&word) {
+        } else if result.is_empty()
+            && char_len(&word) == 4
+            && currency_units.is_none()
+            && is_ascii_digits(&word)
+        {
             extend_words(&mut result, &numbers::year(word.parse().unwrap_or(0)));
         } else if !is_head && !word.contains('.') {
             let num = word.replace(',', "");
@@ -498,7 +536,8 @@ impl Lexicon {
             }
         } else if let Some((unit, sub_unit)) = currency_units.filter(|_| Self::is_currency(&word)) {
             let plain = word.replace(',', "");
-            let mut pairs: Vec<(i128, &str)> = plain.split('.').zip([unit, sub_unit]).map(|(n, u)| (n.parse().unwrap_or(0), u)).collect();
+            let mut pairs: Vec<(i128, &str)> =
+                plain.split('.').zip([unit, sub_unit]).map(|(n, u)| (n.parse().unwrap_or(0), u)).collect();
             if pairs.len() > 1 {
                 if pairs[1].0 == 0 {
                     pairs.truncate(1);
@@ -511,7 +550,11 @@ impl Lexicon {
                     push(&mut result, self.lookup("and", None, None, None));
                 }
                 extend_num(&mut result, &num.to_string());
-                let reading = if num.abs() != 1 && unit != "pence" { self.stem_s(&format!("{unit}s"), None, None, None) } else { self.lookup(unit, None, None, None) };
+                let reading = if num.abs() != 1 && unit != "pence" {
+                    self.stem_s(&format!("{unit}s"), None, None, None)
+                } else {
+                    self.lookup(unit, None, None, None)
+                };
                 push(&mut result, reading);
             }
         } else {
@@ -523,7 +566,13 @@ impl Lexicon {
             } else {
                 let plain = word.replace(',', "");
                 if let Some(frac) = plain.strip_prefix('.') {
-                    format!("point {}", frac.chars().map(|d| numbers::cardinal(d.to_digit(10).unwrap_or(0) as i128)).collect::<Vec<_>>().join(" "))
+                    format!(
+                        "point {}",
+                        frac.chars()
+                            .map(|d| numbers::cardinal(d.to_digit(10).unwrap_or(0) as i128))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
                 } else {
                     numbers::decimal(&plain)
                 }
@@ -563,17 +612,28 @@ impl Lexicon {
                 break;
             }
         }
-        word.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == ',' || c == '.' || (is_head && i == 0 && c == '-'))
+        word.chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_digit() || c == ',' || c == '.' || (is_head && i == 0 && c == '-'))
     }
 
     /// A token's phonemes and rating (misaki Lexicon.__call__).
     pub fn read(&self, tk: &Tok, ctx: &Context) -> Reading {
         let word = tk.alias.as_deref().unwrap_or(&tk.text).replace(['\u{2018}', '\u{2019}'], "'");
         let word: String = word.nfkc().collect();
-        let stress = if word == lower(&word) { None } else if word == upper(&word) { Some(2.0) } else { Some(0.5) };
+        let stress = if word == lower(&word) {
+            None
+        } else if word == upper(&word) {
+            Some(2.0)
+        } else {
+            Some(0.5)
+        };
         let (ps, rating) = self.get_word(&word, &tk.tag, stress, ctx);
         if let Some(ps) = ps {
-            return (Some(apply_stress(&self.append_currency(ps, tk.currency.as_deref()), tk.stress)), rating);
+            return (
+                Some(apply_stress(&self.append_currency(ps, tk.currency.as_deref()), tk.stress)),
+                rating,
+            );
         }
         if Self::is_number(&word, tk.is_head) {
             let (ps, rating) = self.get_number(&word, tk.currency.as_deref(), tk.is_head);
@@ -593,7 +653,6 @@ fn lexicon_symbol(word: &str) -> Option<&'static str> {
         _ => None,
     }
 }
-
 
 /// `re.split(r"[^a-z]+", s)`: the runs of lowercase letters between separator runs, with an
 /// empty piece where the text starts or ends with a separator.

@@ -90,22 +90,41 @@ fn symbol_phonemes(c: char) -> &'static str {
 /// misaki's merge_tokens: pieces read as one word.
 fn merge_tokens(tokens: &[Tok], unk: Option<&str>) -> Tok {
     let stresses: Vec<f64> = tokens.iter().filter_map(|t| t.stress).collect();
-    let stress = if !stresses.is_empty() && stresses.iter().all(|s| *s == stresses[0]) { Some(stresses[0]) } else { None };
+    let stress = if !stresses.is_empty() && stresses.iter().all(|s| *s == stresses[0]) {
+        Some(stresses[0])
+    } else {
+        None
+    };
     let currency = tokens.iter().filter_map(|t| t.currency.clone()).max();
     let phonemes = unk.map(|unk| {
         let mut p = String::new();
         for tk in tokens {
-            if tk.prespace && !p.is_empty() && !p.ends_with(char::is_whitespace) && tk.phonemes.as_deref().is_some_and(|x| !x.is_empty()) {
+            if tk.prespace
+                && !p.is_empty()
+                && !p.ends_with(char::is_whitespace)
+                && tk.phonemes.as_deref().is_some_and(|x| !x.is_empty())
+            {
                 p.push(' ');
             }
             p.push_str(tk.phonemes.as_deref().unwrap_or(unk));
         }
         p
     });
-    let text = tokens[..tokens.len() - 1].iter().map(|t| format!("{}{}", t.text, t.whitespace)).collect::<String>() + &tokens[tokens.len() - 1].text;
+    let text =
+        tokens[..tokens.len() - 1].iter().map(|t| format!("{}{}", t.text, t.whitespace)).collect::<String>()
+            + &tokens[tokens.len() - 1].text;
     // The tag of the piece with the most (capital-weighted) letters; the first of equals.
-    let weight = |t: &Tok| t.text.chars().map(|c| if c.to_lowercase().eq(std::iter::once(c)) { 1 } else { 2 }).sum::<usize>();
-    let tag = tokens.iter().fold((None::<&Tok>, 0), |(best, w), t| if best.is_none() || weight(t) > w { (Some(t), weight(t)) } else { (best, w) }).0.map(|t| t.tag.clone()).unwrap_or_default();
+    let weight = |t: &Tok| {
+        t.text.chars().map(|c| if c.to_lowercase().eq(std::iter::once(c)) { 1 } else { 2 }).sum::<usize>()
+    };
+    let tag = tokens
+        .iter()
+        .fold((None::<&Tok>, 0), |(best, w), t| {
+            if best.is_none() || weight(t) > w { (Some(t), weight(t)) } else { (best, w) }
+        })
+        .0
+        .map(|t| t.tag.clone())
+        .unwrap_or_default();
     let mut flags: Vec<char> = tokens.iter().flat_map(|t| t.num_flags.chars()).collect();
     flags.sort();
     flags.dedup();
@@ -120,7 +139,11 @@ fn merge_tokens(tokens: &[Tok], unk: Option<&str>) -> Tok {
         currency,
         num_flags: flags.into_iter().collect(),
         prespace: tokens[0].prespace,
-        rating: if tokens.iter().any(|t| t.rating.is_none()) { None } else { tokens.iter().filter_map(|t| t.rating).min() },
+        rating: if tokens.iter().any(|t| t.rating.is_none()) {
+            None
+        } else {
+            tokens.iter().filter_map(|t| t.rating).min()
+        },
     }
 }
 
@@ -142,14 +165,17 @@ fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
 
 fn gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).map_err(|e| Error::Model(format!("{name}: {e}")))?;
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out)
+        .map_err(|e| Error::Model(format!("{name}: {e}")))?;
     Ok(out)
 }
 
 impl G2p {
     /// Loads the front end from an installed hibari model folder.
     pub fn load(dir: &Path) -> Result<Self> {
-        let text = |name: &str| -> Result<String> { String::from_utf8(read(dir, name)?).map_err(|e| Error::Model(format!("{name}: {e}"))) };
+        let text = |name: &str| -> Result<String> {
+            String::from_utf8(read(dir, name)?).map_err(|e| Error::Model(format!("{name}: {e}")))
+        };
         let gz = |name: &str| gunzip(&read(dir, name)?, name);
         // The tagger and the dictionaries are the bulk of start-up (about 10 MB of JSON): parse
         // them side by side.
@@ -184,7 +210,17 @@ impl G2p {
         }
         let words: Vec<String> = pairs.iter().map(|(t, _)| t.clone()).collect();
         let tags = self.tagger.tag(&words);
-        pairs.into_iter().zip(tags).map(|((text, whitespace), tag)| Tok { text, tag, whitespace, is_head: true, ..Default::default() }).collect()
+        pairs
+            .into_iter()
+            .zip(tags)
+            .map(|((text, whitespace), tag)| Tok {
+                text,
+                tag,
+                whitespace,
+                is_head: true,
+                ..Default::default()
+            })
+            .collect()
     }
 
     /// Tokens with tags; `[text](/phonemes/)` sets a token's phonemes directly.
@@ -195,9 +231,18 @@ impl G2p {
             let whole = c.get(0).expect("match");
             toks.extend(self.tokens(&text[pos..whole.start()]));
             let target = c.get(2).map_or("", |m| m.as_str());
-            let phonemes = (target.chars().count() > 1 && target.starts_with('/') && target.ends_with('/')).then(|| target[1..].trim_end_matches('/').to_string());
+            let phonemes = (target.chars().count() > 1 && target.starts_with('/') && target.ends_with('/'))
+                .then(|| target[1..].trim_end_matches('/').to_string());
             let whitespace = if text[whole.end()..].starts_with(char::is_whitespace) { " " } else { "" };
-            toks.push(Tok { text: c.get(1).map_or("", |m| m.as_str()).into(), tag: "NN".into(), whitespace: whitespace.into(), phonemes, is_head: true, rating: Some(5), ..Default::default() });
+            toks.push(Tok {
+                text: c.get(1).map_or("", |m| m.as_str()).into(),
+                tag: "NN".into(),
+                whitespace: whitespace.into(),
+                phonemes,
+                is_head: true,
+                rating: Some(5),
+                ..Default::default()
+            });
             pos = whole.end();
         }
         toks.extend(self.tokens(&text[pos..]));
@@ -213,7 +258,13 @@ impl G2p {
                 self.subtoken
                     .find_iter(&token.text)
                     .flatten()
-                    .map(|m| Tok { text: m.as_str().into(), whitespace: String::new(), is_head: true, prespace: false, ..token.clone() })
+                    .map(|m| Tok {
+                        text: m.as_str().into(),
+                        whitespace: String::new(),
+                        is_head: true,
+                        prespace: false,
+                        ..token.clone()
+                    })
                     .collect()
             } else {
                 vec![token.clone()]
@@ -235,8 +286,13 @@ impl G2p {
                 } else if tk.tag == ":" && (tk.text == "-" || tk.text == "–") {
                     tk.phonemes = Some("—".into());
                     tk.rating = Some(3);
-                } else if (PUNCT_TAGS.contains(&tk.tag.as_str()) || tk.tag == PUNCT_TAGS_NFP) && !tk.text.chars().all(|c| c.to_lowercase().all(|l| l.is_ascii_lowercase())) {
-                    tk.phonemes = Some(punct_tag_phonemes(&tk.tag).map_or_else(|| tk.text.chars().filter(|c| PUNCTS.contains(*c)).collect(), String::from));
+                } else if (PUNCT_TAGS.contains(&tk.tag.as_str()) || tk.tag == PUNCT_TAGS_NFP)
+                    && !tk.text.chars().all(|c| c.to_lowercase().all(|l| l.is_ascii_lowercase()))
+                {
+                    tk.phonemes = Some(punct_tag_phonemes(&tk.tag).map_or_else(
+                        || tk.text.chars().filter(|c| PUNCTS.contains(*c)).collect(),
+                        String::from,
+                    ));
                     tk.rating = Some(4);
                 } else if let Some(cur) = &currency {
                     if tk.tag != "CD" {
@@ -244,13 +300,19 @@ impl G2p {
                     } else if j + 1 == n && tags.get(i + 1).is_none_or(|t| t != "CD") {
                         tk.currency = Some(cur.clone());
                     }
-                } else if 0 < j && j + 1 < n && tk.text == "2" && prev_last.zip(next_first).is_some_and(|(a, b)| a.is_alphabetic() && b.is_alphabetic()) {
+                } else if 0 < j
+                    && j + 1 < n
+                    && tk.text == "2"
+                    && prev_last.zip(next_first).is_some_and(|(a, b)| a.is_alphabetic() && b.is_alphabetic())
+                {
                     tk.alias = Some("to".into());
                 }
                 let tk = tks[j].clone();
                 if tk.alias.is_some() || tk.phonemes.is_some() {
                     words.push(Word::One(tk));
-                } else if let Some(Word::Many(group)) = words.last_mut().filter(|w| matches!(w, Word::Many(g) if g.last().is_some_and(|t| t.whitespace.is_empty()))) {
+                } else if let Some(Word::Many(group)) = words.last_mut().filter(
+                    |w| matches!(w, Word::Many(g) if g.last().is_some_and(|t| t.whitespace.is_empty())),
+                ) {
                     group.push(Tok { is_head: false, ..tk });
                 } else if !tk.whitespace.is_empty() {
                     words.push(Word::One(tk));
@@ -259,25 +321,46 @@ impl G2p {
                 }
             }
         }
-        words.into_iter().map(|w| match w { Word::Many(mut g) if g.len() == 1 => Word::One(g.remove(0)), w => w }).collect()
+        words
+            .into_iter()
+            .map(|w| match w {
+                Word::Many(mut g) if g.len() == 1 => Word::One(g.remove(0)),
+                w => w,
+            })
+            .collect()
     }
 
     fn token_context(ctx: Context, ps: Option<&str>, token: &Tok) -> Context {
         let mut vowel = ctx.future_vowel;
         if let Some(ps) = ps.filter(|p| !p.is_empty())
-            && let Some(c) = ps.chars().find(|&c| is_vowel(c) || is_consonant(c) || NON_QUOTE_PUNCTS.contains(c))
+            && let Some(c) =
+                ps.chars().find(|&c| is_vowel(c) || is_consonant(c) || NON_QUOTE_PUNCTS.contains(c))
         {
             vowel = if NON_QUOTE_PUNCTS.contains(c) { None } else { Some(is_vowel(c)) };
         }
-        let future_to = token.text == "to" || token.text == "To" || (token.text == "TO" && (token.tag == "TO" || token.tag == "IN"));
+        let future_to = token.text == "to"
+            || token.text == "To"
+            || (token.text == "TO" && (token.tag == "TO" || token.tag == "IN"));
         Context { future_vowel: vowel, future_to }
     }
 
     fn resolve_tokens(tokens: &mut [Tok]) {
         let n = tokens.len();
-        let text = tokens[..n - 1].iter().map(|t| format!("{}{}", t.text, t.whitespace)).collect::<String>() + &tokens[n - 1].text;
-        let kinds: std::collections::HashSet<u8> =
-            text.chars().filter(|c| !SUBTOKEN_JUNKS.contains(*c)).map(|c| if c.is_alphabetic() { 0 } else if c.is_ascii_digit() { 1 } else { 2 }).collect();
+        let text = tokens[..n - 1].iter().map(|t| format!("{}{}", t.text, t.whitespace)).collect::<String>()
+            + &tokens[n - 1].text;
+        let kinds: std::collections::HashSet<u8> = text
+            .chars()
+            .filter(|c| !SUBTOKEN_JUNKS.contains(*c))
+            .map(|c| {
+                if c.is_alphabetic() {
+                    0
+                } else if c.is_ascii_digit() {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
         let prespace = text.contains(' ') || text.contains('/') || kinds.len() > 1;
         for (i, tk) in tokens.iter_mut().enumerate() {
             if tk.phonemes.is_none() {
@@ -298,7 +381,12 @@ impl G2p {
         let mut indices: Vec<(bool, usize, usize)> = tokens
             .iter()
             .enumerate()
-            .filter_map(|(i, t)| t.phonemes.as_deref().filter(|p| !p.is_empty()).map(|p| (p.contains(PRIMARY), stress_weight(p), i)))
+            .filter_map(|(i, t)| {
+                t.phonemes
+                    .as_deref()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| (p.contains(PRIMARY), stress_weight(p), i))
+            })
             .collect();
         if indices.len() == 2 && tokens[indices[0].2].text.chars().count() == 1 {
             let i = indices[1].2;
@@ -356,8 +444,14 @@ impl G2p {
                     let (mut left, mut right) = (0, group.len());
                     let mut should_fallback = false;
                     while left < right {
-                        let merged = if group[left..right].iter().any(|t| t.alias.is_some() || t.phonemes.is_some()) { None } else { Some(merge_tokens(&group[left..right], None)) };
-                        let (ps, rating) = merged.as_ref().map_or((None, None), |tk| self.lexicon.read(tk, &ctx));
+                        let merged =
+                            if group[left..right].iter().any(|t| t.alias.is_some() || t.phonemes.is_some()) {
+                                None
+                            } else {
+                                Some(merge_tokens(&group[left..right], None))
+                            };
+                        let (ps, rating) =
+                            merged.as_ref().map_or((None, None), |tk| self.lexicon.read(tk, &ctx));
                         if let Some(ps) = ps {
                             group[left].phonemes = Some(ps.clone());
                             group[left].rating = rating;
@@ -365,7 +459,11 @@ impl G2p {
                                 x.phonemes = Some(String::new());
                                 x.rating = rating;
                             }
-                            ctx = Self::token_context(ctx, Some(&ps), merged.as_ref().expect("read a merged token"));
+                            ctx = Self::token_context(
+                                ctx,
+                                Some(&ps),
+                                merged.as_ref().expect("read a merged token"),
+                            );
                             right = left;
                             left = 0;
                         } else if left + 1 < right {
@@ -417,7 +515,16 @@ impl G2p {
     pub fn phonemize(&self, text: &str) -> Result<String> {
         let text = self.normalizer.normalize(text);
         let tokens = self.phonemize_tokens(self.tokenize(&text))?;
-        let joined: String = tokens.iter().map(|t| format!("{}{}", t.phonemes.as_deref().unwrap_or(""), if t.whitespace.is_empty() { "" } else { " " })).collect();
+        let joined: String = tokens
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}{}",
+                    t.phonemes.as_deref().unwrap_or(""),
+                    if t.whitespace.is_empty() { "" } else { " " }
+                )
+            })
+            .collect();
         Ok(joined.trim().to_string())
     }
 }

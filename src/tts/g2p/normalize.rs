@@ -22,7 +22,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
                 while let Some(entry) = map.next_entry()? {
                     out.push(entry);
@@ -108,7 +111,15 @@ fn roman(s: &str) -> i128 {
         _ => 1000,
     };
     let chars: Vec<char> = s.chars().collect();
-    (0..chars.len()).map(|i| if i + 1 < chars.len() && value(chars[i + 1]) > value(chars[i]) { -value(chars[i]) } else { value(chars[i]) }).sum()
+    (0..chars.len())
+        .map(|i| {
+            if i + 1 < chars.len() && value(chars[i + 1]) > value(chars[i]) {
+                -value(chars[i])
+            } else {
+                value(chars[i])
+            }
+        })
+        .sum()
 }
 
 fn group<'t>(c: &Captures<'t, str>, i: usize) -> &'t str {
@@ -121,9 +132,15 @@ fn int(s: &str) -> i128 {
 
 impl Normalizer {
     pub fn from_json(json: &str) -> Result<Self> {
-        let t: Tables = serde_json::from_str(json).map_err(|e| Error::Model(format!("normalize.json: {e}")))?;
-        let mut month_names: Vec<(String, String)> = t.months.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        month_names.sort_by_key(|(k, _)| ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"].iter().position(|m| m == k));
+        let t: Tables =
+            serde_json::from_str(json).map_err(|e| Error::Model(format!("normalize.json: {e}")))?;
+        let mut month_names: Vec<(String, String)> =
+            t.months.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        month_names.sort_by_key(|(k, _)| {
+            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+                .iter()
+                .position(|m| m == k)
+        });
         let month_names: Vec<String> = month_names.into_iter().map(|(_, v)| v).collect();
         let mut month_words: Vec<String> = month_names.clone();
         month_words.extend(t.months.keys().map(|k| capitalize(k)));
@@ -139,7 +156,11 @@ impl Normalizer {
             .0
             .iter()
             .map(|(sym, word)| {
-                let pattern = if "=<>~".contains(sym.as_str()) { format!(r"(?<=\S) ?{} ?(?=\S)", fancy_regex::escape(sym)) } else { fancy_regex::escape(sym).into_owned() };
+                let pattern = if "=<>~".contains(sym.as_str()) {
+                    format!(r"(?<=\S) ?{} ?(?=\S)", fancy_regex::escape(sym))
+                } else {
+                    fancy_regex::escape(sym).into_owned()
+                };
                 (re(&pattern), if word.is_empty() { " ".to_string() } else { format!(" {word} ") })
             })
             .collect();
@@ -148,13 +169,19 @@ impl Normalizer {
             time: re(r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s?([AaPp])\.?[Mm]\.?(?![A-Za-z]))?(?!\d)"),
             date_us: re(r"\b(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})\b"),
             date_iso: re(r"\b(\d{4})-(\d{2})-(\d{2})\b"),
-            month_day: re(&format!(r"\b({months})\.? (\d{{1,2}})(?:st|nd|rd|th)?\b(?![\d:%])(,? \d{{4}}\b)?")),
+            month_day: re(&format!(
+                r"\b({months})\.? (\d{{1,2}})(?:st|nd|rd|th)?\b(?![\d:%])(,? \d{{4}}\b)?"
+            )),
             day_month: re(&format!(r"\b(the )?(\d{{1,2}}) (?:of )?({months})\b\.?")),
             unit: re(&format!(r"(?<![\w.])(-?{NUM})\s?({units})(?![\w])")),
             deg: re(&format!(r"(?<![\w.])(-?{NUM})\s?°\s?([CF])?(?![\w])")),
             cents: re(&format!(r"(?<![\w.])({NUM})\s?¢")),
-            currency: re(&format!(r"(?<![\w])([¥₹₩]|Rs\.?|USD|EUR|GBP)\s?({NUM})(?:\s?(hundred|thousand|million|billion|trillion|[kKmMbB]\b))?")),
-            big_money: re(&format!(r"([$£€])({NUM})\s?(hundred|thousand|million|billion|trillion|[kKmMbB]\b)")),
+            currency: re(&format!(
+                r"(?<![\w])([¥₹₩]|Rs\.?|USD|EUR|GBP)\s?({NUM})(?:\s?(hundred|thousand|million|billion|trillion|[kKmMbB]\b))?"
+            )),
+            big_money: re(&format!(
+                r"([$£€])({NUM})\s?(hundred|thousand|million|billion|trillion|[kKmMbB]\b)"
+            )),
             title: re(&format!(r"\b({titles})\.? (?=[A-Z])")),
             abbrev: re(&format!(r"(?<![\w.])({abbrev})(?![\w])")),
             no: re(r"\b(No|Nos)\. ?(?=\d)"),
@@ -206,7 +233,12 @@ impl Normalizer {
         };
         apply(&mut text, &self.time, &|c, s| {
             let whole = group(c, 0);
-            let (h, mi, sec, ap) = (int(group(c, 1)), int(group(c, 2)), c.get(3).map(|m| m.as_str()), c.get(4).map(|m| m.as_str()));
+            let (h, mi, sec, ap) = (
+                int(group(c, 1)),
+                int(group(c, 2)),
+                c.get(3).map(|m| m.as_str()),
+                c.get(4).map(|m| m.as_str()),
+            );
             if h > 24 || mi > 59 || sec.is_some_and(|x| int(x) > 59) {
                 return whole.to_string();
             }
@@ -222,7 +254,11 @@ impl Normalizer {
             }
             if let Some(sec) = sec {
                 let n = int(sec);
-                words.push_str(&format!(" and {}{}", numbers::cardinal(n), if n == 1 { " second" } else { " seconds" }));
+                words.push_str(&format!(
+                    " and {}{}",
+                    numbers::cardinal(n),
+                    if n == 1 { " second" } else { " seconds" }
+                ));
             }
             if let Some(ap) = ap {
                 // Dotted so the lexicon spells the letters.
@@ -232,7 +268,10 @@ impl Normalizer {
             }
             words
         });
-        apply(&mut text, &self.date_iso, &|c, _| self.date(Some(group(c, 1)), int(group(c, 2)), int(group(c, 3))).unwrap_or_else(|| group(c, 0).to_string()));
+        apply(&mut text, &self.date_iso, &|c, _| {
+            self.date(Some(group(c, 1)), int(group(c, 2)), int(group(c, 3)))
+                .unwrap_or_else(|| group(c, 0).to_string())
+        });
         apply(&mut text, &self.date_us, &|c, _| {
             let (a, b, mut y) = (int(group(c, 1)), int(group(c, 2)), group(c, 3).to_string());
             if y.len() == 2 {
@@ -247,8 +286,12 @@ impl Normalizer {
             "b" => "billion".to_string(),
             _ => big.to_string(),
         };
-        apply(&mut text, &self.big_money, &|c, _| format!("{} {} {}", group(c, 2), scale(group(c, 3)), self.t.currency[group(c, 1)][1]));
-        apply(&mut text, &self.cents, &|c, _| format!("{} {}", group(c, 1), plural(group(c, 1), &self.t.currency["¢"])));
+        apply(&mut text, &self.big_money, &|c, _| {
+            format!("{} {} {}", group(c, 2), scale(group(c, 3)), self.t.currency[group(c, 1)][1])
+        });
+        apply(&mut text, &self.cents, &|c, _| {
+            format!("{} {}", group(c, 1), plural(group(c, 1), &self.t.currency["¢"]))
+        });
         apply(&mut text, &self.currency, &|c, _| {
             let words = &self.t.currency[group(c, 1).trim_end_matches('.')];
             let n = group(c, 2);
@@ -259,7 +302,10 @@ impl Normalizer {
         });
         apply(&mut text, &self.deg, &|c, _| {
             let n = group(c, 1);
-            let mut words = format!("{n} {}", if matches!(n.replace(',', "").as_str(), "1" | "1.0" | "-1") { "degree" } else { "degrees" });
+            let mut words = format!(
+                "{n} {}",
+                if matches!(n.replace(',', "").as_str(), "1" | "1.0" | "-1") { "degree" } else { "degrees" }
+            );
             match group(c, 2) {
                 "C" => words.push_str(" Celsius"),
                 "F" => words.push_str(" Fahrenheit"),
@@ -267,7 +313,9 @@ impl Normalizer {
             }
             words
         });
-        apply(&mut text, &self.unit, &|c, _| format!("{} {}", group(c, 1), plural(group(c, 1), &self.t.units[group(c, 2)])));
+        apply(&mut text, &self.unit, &|c, _| {
+            format!("{} {}", group(c, 1), plural(group(c, 1), &self.t.units[group(c, 2)]))
+        });
         apply(&mut text, &self.month_day, &|c, _| {
             let day = int(group(c, 2));
             if !(1..=31).contains(&day) {
@@ -288,10 +336,14 @@ impl Normalizer {
             let at_end = c.get(0).unwrap().end() == s.len() && word.ends_with('.');
             format!("{}{}", self.t.abbreviations[word], if at_end { "." } else { "" })
         });
-        apply(&mut text, &self.no, &|c, _| if group(c, 1) == "No" { "Number ".into() } else { "Numbers ".into() });
+        apply(&mut text, &self.no, &|c, _| {
+            if group(c, 1) == "No" { "Number ".into() } else { "Numbers ".into() }
+        });
         apply(&mut text, &self.hash, &|_, _| "number ".into());
         apply(&mut text, &self.roman_c, &|c, _| format!("{} {}", group(c, 1), roman(group(c, 2))));
-        apply(&mut text, &self.roman_o, &|c, _| format!("{} the {}", group(c, 1), numbers::ordinal(roman(group(c, 2)))));
+        apply(&mut text, &self.roman_o, &|c, _| {
+            format!("{} the {}", group(c, 1), numbers::ordinal(roman(group(c, 2))))
+        });
         apply(&mut text, &self.phone, &|c, _| {
             let spaced: Vec<String> = group(c, 0).replace('-', ", ").chars().map(String::from).collect();
             spaced.join(" ")
@@ -299,7 +351,10 @@ impl Normalizer {
         apply(&mut text, &self.fraction, &|c, _| {
             let (a, b) = (int(group(c, 1)), int(group(c, 2)));
             if 0 < a && a < b && b <= 10 {
-                let unit = ["", "", "half", "third", "quarter", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"][b as usize];
+                let unit = [
+                    "", "", "half", "third", "quarter", "fifth", "sixth", "seventh", "eighth", "ninth",
+                    "tenth",
+                ][b as usize];
                 if unit == "half" {
                     return if a == 1 { "one half".into() } else { format!("{a} halves") };
                 }

@@ -2,12 +2,41 @@
 //! ordinal, year and decimal.
 
 const ONES: [&str; 20] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen",
-    "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
 ];
-const TENS: [&str; 10] = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+const TENS: [&str; 10] =
+    ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
 const SCALES: [&str; 12] = [
-    "", "thousand", "million", "billion", "trillion", "quadrillion", "quintillion", "sextillion", "septillion", "octillion", "nonillion",
+    "",
+    "thousand",
+    "million",
+    "billion",
+    "trillion",
+    "quadrillion",
+    "quintillion",
+    "sextillion",
+    "septillion",
+    "octillion",
+    "nonillion",
     "decillion",
 ];
 
@@ -22,7 +51,8 @@ fn below_1000(mut n: u64) -> Vec<String> {
         }
     }
     if n >= 20 {
-        let ones = if !n.is_multiple_of(10) { format!("-{}", ONES[(n % 10) as usize]) } else { String::new() };
+        let ones =
+            if !n.is_multiple_of(10) { format!("-{}", ONES[(n % 10) as usize]) } else { String::new() };
         words.push(format!("{}{ones}", TENS[(n / 10) as usize]));
     } else if n > 0 || words.is_empty() {
         words.push(ONES[n as usize].to_string());

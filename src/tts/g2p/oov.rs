@@ -40,20 +40,30 @@ pub struct OovModel {
 impl OovModel {
     pub fn load(dir: &Path) -> Result<Self> {
         let meta_path = dir.join("oov.json");
-        let meta: Symbols = serde_json::from_slice(&std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?)
-            .map_err(|e| Error::Model(format!("{}: {e}", meta_path.display())))?;
+        let meta: Symbols =
+            serde_json::from_slice(&std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?)
+                .map_err(|e| Error::Model(format!("{}: {e}", meta_path.display())))?;
         // SAFETY: the file is only read; hark never modifies an installed model in place.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("oov.safetensors")], DType::F32, &Device::Cpu)? };
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&[dir.join("oov.safetensors")], DType::F32, &Device::Cpu)?
+        };
         let linear = |w: &str, b: &str| Ok(Linear::new(vb.get_unchecked(w)?, Some(vb.get_unchecked(b)?)));
         let loaded = (|| -> candle_core::Result<Self> {
             Ok(Self {
-                char_ids: meta.input.iter().enumerate().filter_map(|(i, s)| s.chars().next().map(|c| (c, i as u32 + 1))).collect(),
+                char_ids: meta
+                    .input
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| s.chars().next().map(|c| (c, i as u32 + 1)))
+                    .collect(),
                 symbols: meta.output.clone(),
                 slots: meta.slots,
                 max_len: meta.maxlen,
                 embedding: vb.get_unchecked("m.emb.weight")?,
                 positions: vb.get_unchecked("m.pos")?,
-                layers: (0..LAYERS).map(|i| EncoderLayer::load(&vb, &format!("m.layers.{i}"), HEADS, linear)).collect::<candle_core::Result<_>>()?,
+                layers: (0..LAYERS)
+                    .map(|i| EncoderLayer::load(&vb, &format!("m.layers.{i}"), HEADS, linear))
+                    .collect::<candle_core::Result<_>>()?,
                 norm: layer_norm(&vb, "m.norm")?,
                 head: linear("m.head.weight", "m.head.bias")?,
             })
@@ -62,7 +72,8 @@ impl OovModel {
     }
     /// The phonemes of one word, or None when it has no character the model knows.
     pub fn read(&self, word: &str) -> Result<Option<String>> {
-        let ids: Vec<u32> = word.chars().filter_map(|c| self.char_ids.get(&c).copied()).take(self.max_len).collect();
+        let ids: Vec<u32> =
+            word.chars().filter_map(|c| self.char_ids.get(&c).copied()).take(self.max_len).collect();
         if ids.is_empty() {
             return Ok(None);
         }

@@ -61,7 +61,18 @@ fn shape(w: &str) -> String {
     if is_digit(w) {
         return "d".into();
     }
-    w.chars().take(4).map(|c| if c.is_numeric() { 'd' } else if c.is_alphabetic() { 'x' } else { c }).collect()
+    w.chars()
+        .take(4)
+        .map(|c| {
+            if c.is_numeric() {
+                'd'
+            } else if c.is_alphabetic() {
+                'x'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// The last three characters (Python's `w[-3:]`).
@@ -72,12 +83,19 @@ fn last3(w: &str) -> String {
 
 impl Tagger {
     pub fn from_json(json: &[u8]) -> Result<Self> {
-        let file: TaggerFile = serde_json::from_slice(json).map_err(|e| Error::Model(format!("tagger.json: {e}")))?;
-        let index: HashMap<&str, usize> = file.tags.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+        let file: TaggerFile =
+            serde_json::from_slice(json).map_err(|e| Error::Model(format!("tagger.json: {e}")))?;
+        let index: HashMap<&str, usize> =
+            file.tags.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
         let weights = file
             .weights
             .into_iter()
-            .map(|(feature, ws)| (feature, ws.into_iter().filter_map(|(t, w)| index.get(t.as_str()).map(|&i| (i, w))).collect()))
+            .map(|(feature, ws)| {
+                (
+                    feature,
+                    ws.into_iter().filter_map(|(t, w)| index.get(t.as_str()).map(|&i| (i, w))).collect(),
+                )
+            })
             .collect();
         Ok(Self { tags: file.tags, tagdict: file.tagdict, vocab: file.vocab, weights })
     }

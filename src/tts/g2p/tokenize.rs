@@ -41,11 +41,13 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     pub fn from_json(json: &str) -> Result<Self> {
-        let special = serde_json::from_str(json).map_err(|e| Error::Model(format!("tokenizer_exceptions.json: {e}")))?;
+        let special = serde_json::from_str(json)
+            .map_err(|e| Error::Model(format!("tokenizer_exceptions.json: {e}")))?;
         let punct = each_escaped(PUNCT);
         let quotes = each_escaped(QUOTES);
         let icons = vec![format!("[{}]", esc(ICONS))];
-        let mut prefixes: Vec<String> = ["§", "%", "=", "—", "–", r"\+(?![0-9])", "…", "……"].iter().map(|s| s.to_string()).collect();
+        let mut prefixes: Vec<String> =
+            ["§", "%", "=", "—", "–", r"\+(?![0-9])", "…", "……"].iter().map(|s| s.to_string()).collect();
         prefixes.extend(punct.iter().cloned());
         prefixes.extend([r"\.\.+".to_string(), "…".to_string()]);
         prefixes.extend(quotes.iter().cloned());
@@ -79,7 +81,9 @@ impl Tokenizer {
             prefix: re(&prefixes.iter().map(|p| format!("^(?:{p})")).collect::<Vec<_>>().join("|")),
             suffix: re(&suffixes.iter().map(|s| format!("(?:{s})$")).collect::<Vec<_>>().join("|")),
             infix: re(&infixes.iter().map(|i| format!("(?:{i})")).collect::<Vec<_>>().join("|")),
-            url: re(r"(?i)^(?:(?:https?|ftp)://|www\.)\S+$|^[\w.+-]+@[\w-]+(?:\.[\w-]+)+$|^(?:[\w-]+\.)+(?:com|org|net|edu|gov|io|co|uk|de|fr|info|biz|us|ca|au|tv|me|ly|ai)(?:/\S*)?$"),
+            url: re(
+                r"(?i)^(?:(?:https?|ftp)://|www\.)\S+$|^[\w.+-]+@[\w-]+(?:\.[\w-]+)+$|^(?:[\w-]+\.)+(?:com|org|net|edu|gov|io|co|uk|de|fr|info|biz|us|ca|au|tv|me|ly|ai)(?:/\S*)?$",
+            ),
             chunk: re(r"\S+"),
         })
     }
@@ -91,7 +95,11 @@ impl Tokenizer {
             let toks = self.split(m.as_str());
             let ws = if m.end() < text.len() { " " } else { "" };
             let n = toks.len();
-            out.extend(toks.into_iter().enumerate().map(|(i, t)| (t, if i + 1 == n { ws.to_string() } else { String::new() })));
+            out.extend(
+                toks.into_iter()
+                    .enumerate()
+                    .map(|(i, t)| (t, if i + 1 == n { ws.to_string() } else { String::new() })),
+            );
         }
         out
     }
