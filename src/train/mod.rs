@@ -8,6 +8,10 @@
 
 pub mod augment;
 pub mod calibrate;
+mod config;
+mod dev;
+mod encoded;
+mod head;
 pub mod layers;
 pub mod lm;
 pub mod recipe;
@@ -19,242 +23,28 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 
 use crate::asr::transducer::init::{Rng, load_whisper_encoder, random_tensors, save_model};
 use crate::asr::transducer::model::future_frames;
-use crate::asr::transducer::recognizer::RunningNorm;
-use crate::asr::transducer::{
-    Lookahead, TransducerConfig, TransducerEngine, TransducerModel, TransducerOptions, Vocabulary,
-};
-use crate::audio::FileSource;
+use crate::asr::transducer::{Lookahead, TransducerConfig, TransducerModel, Vocabulary};
 use crate::eval;
 use crate::eval::ManifestEntry;
-use crate::eval::{read_manifest, wer_counts};
-use crate::features::MelFrontend;
+use crate::eval::read_manifest;
 use crate::models;
-use crate::pipeline::{Recognizer, transcribe_files};
-use layers::{
-    BLOCK_PARAMS, Params, TrainableBlock, dropout_if, layer_norm, linear, mean_lookahead_ms, propagate_ready,
+use config::steps_within_budget;
+pub use config::{BUDGET_PROBE_STEPS, TrainConfig};
+pub use dev::calibrate_only;
+use dev::{calibrate_exported, dev_wer};
+use encoded::{
+    Example, InitModel, encode_all, frozen_weights_sha256, hex_sha256, load_encoded, save_encoded,
 };
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Where the trained model folder is written (checkpoints go beside it).
-    pub output: PathBuf,
-    /// Whisper model whose encoder is used (frozen); absent = a random encoder (tests).
-    #[serde(default)]
-    pub init_whisper: Option<String>,
-    /// A trained transducer folder to continue from (path relative to this file): its
-    /// vocabulary, head, blocks and schedulers replace the fresh ones; its shape must match.
-    /// Distillation targets still come from the pristine `init_whisper` encoder.
-    #[serde(default)]
-    pub init_model: Option<PathBuf>,
-    /// Lookahead mode the frozen encoder runs in, in training and by default at inference.
-    pub lookahead: String,
-    /// Training manifests (paths relative to this config file's folder, or absolute).
-    pub train: Vec<PathBuf>,
-    /// Dev manifest for periodic WER (never trained on).
-    #[serde(default)]
-    pub dev: Option<PathBuf>,
-    #[serde(default = "default_dev_files")]
-    pub dev_files: usize,
-    pub steps: usize,
-    #[serde(default = "default_batch")]
-    pub batch: usize,
-    #[serde(default = "default_lr")]
-    pub lr: f64,
-    #[serde(default = "default_warmup")]
-    pub warmup: usize,
-    #[serde(default = "default_wd")]
-    pub weight_decay: f64,
-    #[serde(default = "default_clip")]
-    pub clip_norm: f64,
-    #[serde(default = "default_every")]
-    pub checkpoint_every: usize,
-    #[serde(default = "default_every")]
-    pub dev_every: usize,
-    #[serde(default)]
-    pub seed: u64,
-    /// Use at most this many utterances per manifest (0 = all).
-    #[serde(default)]
-    pub max_utterances: usize,
-    /// Model shape when there is no Whisper encoder (tests).
-    #[serde(default)]
-    pub model: Option<TransducerConfig>,
-    /// How many of the top encoder blocks (and the final LayerNorm) are trained; 0 = head only.
-    #[serde(default)]
-    pub unfreeze: usize,
-    /// Adaptive mode: per block, the future frames a query sees when its gate is on. Frozen
-    /// blocks keep their gate always on; the trained blocks' schedulers learn when to open.
-    #[serde(default)]
-    pub lookahead_frames: Option<Vec<usize>>,
-    /// Loss per 100 ms of expected mean algorithmic lookahead above `latency_budget_ms`
-    /// (adaptive mode).
-    #[serde(default)]
-    pub latency_weight: f64,
-    /// Mean lookahead the regulariser tolerates for free, ms.
-    #[serde(default)]
-    pub latency_budget_ms: f64,
-    /// Loss per unit of mean gate probability (adaptive mode).
-    #[serde(default)]
-    pub gate_weight: f64,
-    /// Weight of the mean squared distance to the frozen full-context encoder's output.
-    #[serde(default)]
-    pub distill_weight: f64,
-    /// Dropout on the trained blocks' branches and on the head's input.
-    #[serde(default)]
-    pub dropout: f32,
-    /// Learning rate of the pretrained encoder blocks, relative to `lr`.
-    #[serde(default = "default_encoder_lr_scale")]
-    pub encoder_lr_scale: f64,
-    /// Augmented copies of each utterance (speed, noise, SpecAugment); none by default.
-    #[serde(default)]
-    pub augment: Option<augment::AugmentConfig>,
-    /// Adaptive mode: after training, shift the trained schedulers until the mean lookahead on
-    /// training utterances is at most this (ms); see [`calibrate`].
-    #[serde(default)]
-    pub calibrate_lookahead_ms: Option<f64>,
-    /// Training utterances (spread evenly over the manifests) used for that calibration.
-    #[serde(default = "default_calibrate_files")]
-    pub calibrate_files: usize,
-    /// Keep the frozen blocks' outputs in the cache folder for the next run with the same data.
-    #[serde(default = "default_true")]
-    pub keep_encoded: bool,
-    /// Output vocabulary size when it is word pieces learnt (by byte-pair encoding) from the
-    /// training transcripts; absent = characters.
-    #[serde(default)]
-    pub word_pieces: Option<usize>,
-    /// Initial bias of the trained schedulers (positive = gates start mostly open).
-    #[serde(default = "default_gate_bias")]
-    pub gate_init_bias: f32,
-    /// Wall-clock budget of the run in minutes, from its start (a lent GPU's time is fixed):
-    /// after [`BUDGET_PROBE_STEPS`] steps the step count is cut to what fits, keeping a tenth
-    /// for export and calibration, and the learning-rate schedule ends at the new count.
-    #[serde(default)]
-    pub time_budget_minutes: Option<f64>,
-}
-
-/// Steps timed before a `time_budget_minutes` run fixes its step count.
-pub const BUDGET_PROBE_STEPS: usize = 10;
-
-/// The step count a time budget allows: `done` steps took `per_step_s` each, `left_s` of the
-/// budget remains (a tenth of the whole is kept for what follows the loop). Never more than
-/// `steps`, never fewer than `done + 1`.
-fn steps_within_budget(steps: usize, done: usize, per_step_s: f64, left_s: f64, budget_s: f64) -> usize {
-    let usable = left_s - 0.1 * budget_s;
-    let more = if per_step_s > 0.0 { (usable / per_step_s).floor().max(0.0) as usize } else { steps };
-    (done + more).clamp(done + 1, steps.max(done + 1))
-}
-
-fn default_calibrate_files() -> usize {
-    200
-}
-fn default_true() -> bool {
-    true
-}
-fn default_encoder_lr_scale() -> f64 {
-    0.1
-}
-fn default_gate_bias() -> f32 {
-    1.0
-}
-
-fn default_dev_files() -> usize {
-    40
-}
-fn default_batch() -> usize {
-    16
-}
-fn default_lr() -> f64 {
-    2e-3
-}
-fn default_warmup() -> usize {
-    200
-}
-fn default_wd() -> f64 {
-    0.01
-}
-fn default_clip() -> f64 {
-    5.0
-}
-fn default_every() -> usize {
-    500
-}
-
-/// A training example: the frozen blocks' output (50 Hz, `[T, d]`), per frame the last mel frame
-/// it depends on, the labels, and the distillation target when distilling.
-struct Example {
-    hidden: Tensor,
-    ready: Tensor,
-    labels: Vec<u32>,
-    target: Option<Tensor>,
-}
-
-/// The trainable tensors, by their names in the model file.
-const HEAD: [&str; 9] = [
-    "subsample.weight",
-    "subsample.bias",
-    "enc_proj.weight",
-    "enc_proj.bias",
-    "embedding",
-    "pred_proj.weight",
-    "pred_proj.bias",
-    "joiner_out.weight",
-    "joiner_out.bias",
-];
-
-struct Head<'a> {
-    params: &'a Params,
-    cfg: &'a TransducerConfig,
-}
-
-impl Head<'_> {
-    fn var(&self, name: &str) -> &Tensor {
-        self.params.get(name)
-    }
-
-    /// Joiner logits `[K, U+1, V]` for one utterance.
-    fn logits(&self, feats: &Tensor, labels: &[u32]) -> candle_core::Result<Tensor> {
-        let (t, d) = feats.dims2()?;
-        let x = if t % 2 == 1 {
-            Tensor::cat(&[feats, &Tensor::zeros((1, d), DType::F32, feats.device())?], 0)?
-        } else {
-            feats.clone()
-        };
-        let pairs = x.reshape((t.div_ceil(2), 2 * d))?;
-        let enc = linear(
-            &linear(&pairs, self.var("subsample.weight"), self.var("subsample.bias"))?,
-            self.var("enc_proj.weight"),
-            self.var("enc_proj.bias"),
-        )?;
-        let c = self.cfg.context_size;
-        let blank = self.cfg.blank_id;
-        let mut ids = Vec::with_capacity((labels.len() + 1) * c);
-        for u in 0..=labels.len() {
-            for j in (1..=c).rev() {
-                ids.push(if u >= j { labels[u - j] } else { blank });
-            }
-        }
-        let ids = Tensor::new(ids.as_slice(), feats.device())?;
-        let emb = self
-            .var("embedding")
-            .index_select(&ids, 0)?
-            .reshape((labels.len() + 1, c * self.cfg.joiner_dim))?;
-        let pred = linear(&emb, self.var("pred_proj.weight"), self.var("pred_proj.bias"))?;
-        let (k, u1, j) = (enc.dim(0)?, pred.dim(0)?, self.cfg.joiner_dim);
-        let h = enc.unsqueeze(1)?.broadcast_add(&pred.unsqueeze(0)?)?.tanh()?.reshape((k * u1, j))?;
-        linear(&h, self.var("joiner_out.weight"), self.var("joiner_out.bias"))?.reshape((
-            k,
-            u1,
-            self.cfg.vocab_size,
-        ))
-    }
-}
+use head::{HEAD, Head};
+use layers::{
+    BLOCK_PARAMS, Params, TrainableBlock, dropout_if, layer_norm, mean_lookahead_ms, propagate_ready,
+};
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
@@ -281,129 +71,6 @@ pub struct StepStats {
     pub gate_rate: f32,
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// sha256 of the weights the cached hidden states come from: the conv front end and the
-/// frozen blocks (not the trained ones, which an `init_model` also carries).
-fn frozen_weights_sha256(tensors: &HashMap<String, Tensor>, first_trained: usize) -> anyhow::Result<String> {
-    let frozen = |name: &str| match name.strip_prefix("blocks.") {
-        Some(rest) => {
-            rest.split('.').next().and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l < first_trained)
-        }
-        None => name.starts_with("conv"),
-    };
-    let mut names: Vec<&String> = tensors.keys().filter(|n| frozen(n)).collect();
-    names.sort();
-    let mut bytes = Vec::new();
-    for name in names {
-        bytes.extend(name.as_bytes());
-        bytes.extend(
-            tensors[name]
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes()),
-        );
-    }
-    Ok(hex_sha256(&bytes))
-}
-
-/// A trained model to continue training from (`init_model`).
-struct InitModel {
-    dir: PathBuf,
-    tensors: HashMap<String, Tensor>,
-    vocab: Vocabulary,
-}
-
-impl InitModel {
-    fn load(dir: &Path) -> anyhow::Result<Self> {
-        let weights = dir.join("model.safetensors");
-        let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
-            .with_context(|| format!("init_model: {}", weights.display()))?;
-        let vocab = Vocabulary::load(&dir.join("vocabulary.txt"))?;
-        Ok(Self { dir: dir.to_path_buf(), tensors, vocab })
-    }
-
-    /// Replaces the fresh tensors by the model's, which must have the same names and shapes.
-    fn overlay(&self, tensors: &mut HashMap<String, Tensor>) -> anyhow::Result<()> {
-        for (name, fresh) in tensors.iter_mut() {
-            let saved = self
-                .tensors
-                .get(name)
-                .with_context(|| format!("init_model {} lacks {name}", self.dir.display()))?;
-            if saved.dims() != fresh.dims() {
-                bail!(
-                    "init_model {}: {name} is {:?}, this recipe's model needs {:?}",
-                    self.dir.display(),
-                    saved.dims(),
-                    fresh.dims()
-                );
-            }
-            *fresh = saved.to_dtype(DType::F32)?;
-        }
-        Ok(())
-    }
-}
-
-/// Runs the front end and the frozen blocks over every utterance and its augmented copies
-/// (entries that cannot be read or have no labels are reported and skipped).
-#[allow(clippy::too_many_arguments)]
-fn encode_all(
-    encoder: &TransducerModel,
-    entries: &[ManifestEntry],
-    vocab: &Vocabulary,
-    mode: Lookahead,
-    frozen_blocks: usize,
-    distill_teacher: Option<&TransducerModel>,
-    mut augmenter: Option<&mut augment::Augmenter>,
-    device: &Device,
-) -> anyhow::Result<Vec<Example>> {
-    let pb = bar(entries.len() as u64, "encoding");
-    let mut data = Vec::new();
-    let encode = |mel: Vec<f32>, labels: Vec<u32>| -> anyhow::Result<Example> {
-        let mel = Tensor::from_vec(mel.clone(), (mel.len() / 80, 80), device)?;
-        let (hidden, _, ready) = encoder.encode_layers(&mel, mode, frozen_blocks)?;
-        let ready: Vec<f32> = ready.iter().map(|&r| r as f32).collect();
-        let target = match distill_teacher {
-            Some(teacher) => {
-                let (full, _, _) = teacher.encode_hidden(&mel, Lookahead::Full)?;
-                Some(teacher.ln_post.forward(&full)?)
-            }
-            None => None,
-        };
-        Ok(Example { hidden, ready: Tensor::new(ready.as_slice(), device)?, labels, target })
-    };
-    for (n, e) in entries.iter().enumerate() {
-        pb.inc(1);
-        let labels = vocab.encode(&e.reference);
-        let samples = match FileSource::open(&e.path).and_then(FileSource::read_all) {
-            Ok(s) if !s.is_empty() && !labels.is_empty() => s,
-            Ok(_) => continue,
-            Err(err) => {
-                pb.suspend(|| eprintln!("hark: skipping {}: {err:#}", e.path.display()));
-                continue;
-            }
-        };
-        data.push(encode(RunningNorm::normalize_all(&MelFrontend::compute(&samples)), labels.clone())?);
-        if let Some(aug) = augmenter.as_deref_mut() {
-            for _ in 0..aug.copies() {
-                let mut mel = RunningNorm::normalize_all(&MelFrontend::compute(&aug.audio(&samples)?));
-                aug.mask_mel(&mut mel, 80);
-                data.push(encode(mel, labels.clone())?);
-            }
-        }
-        if pb.is_hidden() && (n + 1) % 500 == 0 {
-            eprintln!("hark: encoded {}/{} utterances", n + 1, entries.len());
-        }
-    }
-    pb.finish_and_clear();
-    Ok(data)
-}
-
 /// The checkpoint's weights and its step file, beside the model folder `output`. The suffix is
 /// appended to the whole folder name (not swapped for its "extension"), so runs whose names
 /// differ only after a dot — ancat-tiny.en and ancat-tiny.en-nodistill — keep apart.
@@ -413,40 +80,6 @@ pub(crate) fn checkpoint_paths(output: &Path) -> (PathBuf, PathBuf) {
         output.with_file_name(format!("{name}.checkpoint.safetensors")),
         output.with_file_name(format!("{name}.checkpoint.json")),
     )
-}
-
-/// Stores encoded utterances (hidden states and targets as f16) under a temporary name, then
-/// renames, so an interrupted save leaves no half file behind.
-fn save_encoded(path: &Path, data: &[Example]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(path.parent().expect("cache file has a folder"))?;
-    let mut map = HashMap::new();
-    for (i, ex) in data.iter().enumerate() {
-        map.insert(format!("{i}.hidden"), ex.hidden.to_dtype(DType::F16)?);
-        map.insert(format!("{i}.ready"), ex.ready.clone());
-        map.insert(format!("{i}.labels"), Tensor::new(ex.labels.as_slice(), &Device::Cpu)?);
-        if let Some(t) = &ex.target {
-            map.insert(format!("{i}.target"), t.to_dtype(DType::F16)?);
-        }
-    }
-    let tmp = path.with_extension("partial");
-    candle_core::safetensors::save(&map, &tmp)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
-fn load_encoded(path: &Path, device: &Device) -> Option<Vec<Example>> {
-    let mut map = candle_core::safetensors::load(path, device).ok()?;
-    let mut data = Vec::new();
-    for i in 0.. {
-        let Some(hidden) = map.remove(&format!("{i}.hidden")) else { break };
-        data.push(Example {
-            hidden: hidden.to_dtype(DType::F32).ok()?,
-            ready: map.remove(&format!("{i}.ready"))?,
-            labels: map.remove(&format!("{i}.labels"))?.to_vec1().ok()?,
-            target: map.remove(&format!("{i}.target")).map(|t| t.to_dtype(DType::F32)).transpose().ok()?,
-        });
-    }
-    (!data.is_empty()).then_some(data)
 }
 
 /// `cpu`, `cuda` or `cuda:N` → a candle device. A CUDA device needs hark built with
@@ -898,60 +531,6 @@ pub fn train_on(config_path: &Path, resume: bool, device: &Device) -> anyhow::Re
         calibrate_exported(&cfg, &output, &entries)?;
     }
     Ok(stats)
-}
-
-/// Runs the latency calibration of the config (if any) on its exported model: the schedulers of
-/// the top `unfreeze` blocks, on `calibrate_files` training utterances spread over `entries`.
-fn calibrate_exported(cfg: &TrainConfig, output: &Path, entries: &[ManifestEntry]) -> anyhow::Result<()> {
-    let (Some(target), Lookahead::Adaptive, Some(frames)) = (
-        cfg.calibrate_lookahead_ms,
-        cfg.lookahead.parse().map_err(anyhow::Error::msg)?,
-        &cfg.lookahead_frames,
-    ) else {
-        return Ok(());
-    };
-    let stride = (entries.len() / cfg.calibrate_files.max(1)).max(1);
-    let audio: Vec<PathBuf> =
-        entries.iter().step_by(stride).take(cfg.calibrate_files).map(|e| e.path.clone()).collect();
-    let layers: Vec<usize> = (frames.len().saturating_sub(cfg.unfreeze)..frames.len()).collect();
-    let (before, after, offset) = calibrate::calibrate(output, &layers, &audio, target)?;
-    eprintln!(
-        "hark: mean lookahead on {} training utterances {before:.1} ms → {after:.1} ms (scheduler bias −{offset:.3})",
-        audio.len()
-    );
-    Ok(())
-}
-
-/// `hark train --calibrate`: only the latency calibration, on the model the config exported,
-/// with the same utterances as the calibration at the end of training.
-pub fn calibrate_only(config_path: &Path) -> anyhow::Result<()> {
-    let (cfg, base) = load_config(config_path)?;
-    if cfg.calibrate_lookahead_ms.is_none() || cfg.lookahead != "adaptive" {
-        bail!("{} sets no calibrate_lookahead_ms for an adaptive model", config_path.display());
-    }
-    calibrate_exported(&cfg, &resolve(base, &cfg.output), &training_entries(&cfg, base)?)
-}
-
-/// WER of the exported model on the first `n` files of a dev manifest, streaming, greedy.
-fn dev_wer(model_dir: &Path, manifest: &Path, mode: Lookahead, n: usize) -> anyhow::Result<f64> {
-    let mut entries = read_manifest(manifest)?;
-    entries.truncate(n.max(1));
-    let engine = TransducerEngine::load(model_dir, mode)?;
-    let rec = Recognizer::Transducer(engine, TransducerOptions::greedy());
-    let paths: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
-    let mut hyps = vec![String::new(); paths.len()];
-    transcribe_files(&paths, &rec, None, 2, |o| {
-        if let Ok(t) = o.result {
-            hyps[o.index] = t.text;
-        }
-    });
-    let (mut errors, mut words) = (0, 0);
-    for (e, h) in entries.iter().zip(&hyps) {
-        let (err, w) = wer_counts(&e.reference, h);
-        errors += err;
-        words += w;
-    }
-    Ok(100.0 * errors as f64 / words.max(1) as f64)
 }
 
 #[cfg(test)]
