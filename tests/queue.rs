@@ -98,6 +98,13 @@ fn queue_status(redis: &RedisServer, queue: &str) -> serde_json::Value {
     serde_json::from_str(&common::stdout(&out)).unwrap()
 }
 
+/// `hark queue status` shows these counts of jobs waiting, in flight, done and dead-lettered.
+fn assert_queue_counts(redis: &RedisServer, queue: &str, waiting: u64, in_flight: u64, done: u64, dead: u64) {
+    let status = queue_status(redis, queue);
+    let counts = ["waiting", "in_flight", "done", "dead_letters"].map(|k| status[k].as_u64());
+    assert_eq!(counts, [Some(waiting), Some(in_flight), Some(done), Some(dead)], "{status}");
+}
+
 #[test]
 fn three_workers_one_killed_every_job_has_one_result_and_bad_audio_is_dead_lettered() {
     let redis = RedisServer::start();
@@ -188,17 +195,7 @@ fn three_workers_one_killed_every_job_has_one_result_and_bad_audio_is_dead_lette
         assert_eq!(e.get::<String>("attempts").unwrap(), "3", "{name}");
     }
     // Nothing pending, nothing waiting.
-    let status = queue_status(&redis, "archive");
-    assert_eq!(
-        (
-            status["waiting"].as_u64(),
-            status["in_flight"].as_u64(),
-            status["done"].as_u64(),
-            status["dead_letters"].as_u64()
-        ),
-        (Some(0), Some(0), Some(57), Some(3)),
-        "{status}"
-    );
+    assert_queue_counts(&redis, "archive", 0, 0, 57, 3);
     let log0 = std::fs::read_to_string(&logs[1]).unwrap() + &std::fs::read_to_string(&logs[2]).unwrap();
     assert!(log0.contains("reclaimed a job left pending"), "no worker reclaimed w0's job:\n{log0}");
     // The survivors stop cleanly on SIGTERM and say so in the status.
@@ -260,17 +257,7 @@ fn redis_restarted_mid_run_loses_nothing_and_submit_waits_for_every_result() {
     for v in &printed {
         assert_eq!(v["text"].as_str().unwrap(), reference[v["file"].as_str().unwrap()]);
     }
-    let status = queue_status(&redis, "restart");
-    assert_eq!(
-        (
-            status["waiting"].as_u64(),
-            status["in_flight"].as_u64(),
-            status["done"].as_u64(),
-            status["dead_letters"].as_u64()
-        ),
-        (Some(0), Some(0), Some(15), Some(1)),
-        "{status}"
-    );
+    assert_queue_counts(&redis, "restart", 0, 0, 15, 1);
     let mut logs_text = String::new();
     for w in workers {
         assert!(terminate(w).success());

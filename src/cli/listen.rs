@@ -2,13 +2,12 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::recognise::parse_enhance;
+use super::stop_on_signals;
 use crate::config::{Config, FinalPass};
 use crate::live;
 use crate::live::EventKind;
@@ -53,11 +52,8 @@ pub fn run(a: ListenArgs) -> anyhow::Result<i32> {
     }
     config.validate().map_err(anyhow::Error::msg)?;
     let (engines, opts) = live::setup(&config)?;
-    let stop = Arc::new(AtomicBool::new(false));
     // Ctrl-C and SIGTERM stop capture; the utterance in progress still gets its final.
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
-    }
+    let stop = stop_on_signals()?;
     let graph = LiveGraph::start(config.capture.device.clone(), engines.clone(), opts, stop)?;
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout()) && !a.json;
     eprintln!("hark: listening (finals by {:?}; Ctrl-C to stop)", engines.final_pass());

@@ -14,6 +14,10 @@ mod serve;
 mod train;
 mod transcribe;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::pipeline::default_jobs;
@@ -111,4 +115,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Data { command } => data::run(command),
         Command::Bench { command } => bench::run(command),
     }
+}
+
+/// A flag that Ctrl-C (SIGINT) and SIGTERM set: the commands that run until stopped finish what
+/// they hold when it is set instead of dying mid-file.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    Ok(stop)
 }

@@ -3,14 +3,13 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::recognise::{RecogniserArgs, load, progress};
+use super::stop_on_signals;
 use crate::output::{Format, render};
 use crate::pipeline::default_jobs;
 use crate::queue::status::status;
@@ -22,6 +21,9 @@ use crate::separation::load_enhancer;
 
 /// How often `submit --wait` looks for new results.
 const POLL: Duration = Duration::from_millis(250);
+
+/// How many jobs, from the first unfinished one, one poll asks about.
+const POLL_WINDOW: usize = 256;
 
 #[derive(Args, Clone)]
 pub struct QueueArgs {
@@ -108,13 +110,19 @@ pub fn submit_files(a: SubmitArgs) -> anyhow::Result<i32> {
     let pb = progress(jobs.len());
     let mut next = 0;
     while next < jobs.len() {
-        let ids: Vec<String> = jobs[next..].iter().map(|(id, _)| id.clone()).collect();
-        let found = states(&mut link, &keys, &ids)?;
-        for state in found {
+        // Results print in order, so only the jobs from the first unfinished one on are asked
+        // for, a window at a time (not every remaining job of a large archive on every poll).
+        let window = &jobs[next..(next + POLL_WINDOW).min(jobs.len())];
+        let ids: Vec<String> = window.iter().map(|(id, _)| id.clone()).collect();
+        let mut waiting = false;
+        for state in states(&mut link, &keys, &ids)? {
             let (_, file) = &jobs[next];
             let shown = file.display().to_string();
             match state {
-                JobState::Waiting => break,
+                JobState::Waiting => {
+                    waiting = true;
+                    break;
+                }
                 JobState::Done(t) => pb
                     .suspend(|| stdout.write_all(render(a.format, &shown, &t).as_bytes()))
                     .context("writing to stdout")?,
@@ -126,7 +134,7 @@ pub fn submit_files(a: SubmitArgs) -> anyhow::Result<i32> {
             next += 1;
             pb.inc(1);
         }
-        if next < jobs.len() {
+        if waiting {
             std::thread::sleep(POLL);
         }
     }
@@ -151,10 +159,7 @@ pub fn work(a: WorkerArgs) -> anyhow::Result<i32> {
         claim_idle: Duration::from_secs_f64(a.claim_idle),
         max_attempts: a.max_attempts,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
-    }
+    let stop = stop_on_signals()?;
     let ready = || {
         eprintln!(
             "hark: worker {} on queue {} ({} at once); SIGTERM finishes the jobs in hand",

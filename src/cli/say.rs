@@ -3,12 +3,13 @@
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
 
+use super::stop_on_signals;
 use crate::audio::Resampler;
 use crate::audio::playback::Playback;
 use crate::models;
@@ -53,10 +54,7 @@ pub fn run(a: SayArgs) -> anyhow::Result<i32> {
     }
     let started = Instant::now();
     let tts = Arc::new(Tts::load(&models::resolve(&a.model)?).context("loading the voice")?);
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
-    }
+    let stop = stop_on_signals()?;
     let mut sink = match &a.output {
         Some(path) => SpeechSink::file(path, a.sample_rate.unwrap_or(Tts::SAMPLE_RATE))?,
         None => SpeechSink::Speaker(Playback::open(a.device.as_deref(), Tts::SAMPLE_RATE)?),

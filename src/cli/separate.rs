@@ -1,13 +1,13 @@
 //! `hark separate` and `hark enroll`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::stop_on_signals;
 use crate::audio::{FileDecoder, FileSource, SAMPLE_RATE};
 use crate::models;
 use crate::separation::voicefilter::{Speaker, VoiceFilter, check_name, save_speaker};
@@ -59,10 +59,7 @@ pub fn run(a: SeparateArgs) -> anyhow::Result<i32> {
         _ => ProgressBar::hidden(),
     };
     // Ctrl-C or SIGTERM stops between chunks, and the unfinished output is removed.
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
-    }
+    let stop = stop_on_signals()?;
     let seconds = enhance_file(&a.input, &a.output, enhancer.as_mut(), |s| {
         pb.set_position((s * 10.0) as u64);
         pb.set_message(format!("{s:.0} s"));

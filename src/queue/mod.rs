@@ -20,6 +20,7 @@ pub mod submit;
 pub mod worker;
 
 use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use link::Link;
 
@@ -105,6 +106,11 @@ impl Job {
         };
         Ok(Self { id: entry.id.clone(), name, audio })
     }
+}
+
+/// Seconds since the Unix epoch (the workers' heartbeat and start times).
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Creates the consumer group (and the stream) if they do not exist yet. From ID 0: jobs

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply};
 use serde::Serialize;
 
-use super::{GROUP, Link, QueueKeys};
+use super::{GROUP, Link, QueueKeys, unix_now};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkerStatus {
@@ -51,7 +51,7 @@ pub fn status(link: &mut Link, keys: &QueueKeys) -> anyhow::Result<QueueStatus> 
     } else {
         (0, Vec::new())
     };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = unix_now();
     let mut workers = Vec::new();
     for name in names {
         let fields: HashMap<String, String> =

@@ -9,12 +9,12 @@ use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
 
-use super::{GROUP, Job, JobAudio, Link, QueueKeys, ensure_group};
+use super::{GROUP, Job, JobAudio, Link, QueueKeys, ensure_group, unix_now};
 use crate::output::{Format, render};
 use crate::pipeline::{Recognizer, Transcript, transcribe_file};
 use crate::separation::EnhancerFactory;
@@ -57,10 +57,6 @@ pub fn default_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// Runs until `stop` is set (SIGTERM): each of `jobs` threads finishes the job it holds, then
 /// the worker leaves the group. `ready` is called once the worker is in the group.
 pub fn run(
@@ -89,14 +85,14 @@ pub fn run(
     })?;
     ready();
     tracing::info!(queue = %keys.name, worker = %opts.name, jobs = opts.jobs, redis = %link.url(), "worker joined the queue");
-    let in_flight = Arc::new(Mutex::new(HashSet::<String>::new()));
+    let in_flight = Mutex::new(HashSet::<String>::new());
     let totals = Mutex::new(WorkerTotals::default());
     let threads_done = AtomicBool::new(false);
     let result = std::thread::scope(|scope| {
         let heartbeat = scope.spawn(|| heartbeat(opts, &keys, &in_flight, &threads_done));
         let loops: Vec<_> = (0..opts.jobs.max(1))
             .map(|_| {
-                let (keys, in_flight, stop, totals) = (&keys, in_flight.clone(), stop.clone(), &totals);
+                let (keys, in_flight, stop, totals) = (&keys, &in_flight, stop.clone(), &totals);
                 scope.spawn(move || -> anyhow::Result<()> {
                     let mut lane = Lane {
                         opts,
@@ -180,14 +176,7 @@ fn heartbeat(opts: &WorkerOptions, keys: &QueueKeys, in_flight: &Mutex<HashSet<S
         let beat = link.run(|c| {
             let mut pipe = redis::pipe();
             for id in &ids {
-                pipe.cmd("XCLAIM")
-                    .arg(&keys.jobs)
-                    .arg(GROUP)
-                    .arg(&opts.name)
-                    .arg(0)
-                    .arg(id)
-                    .arg("JUSTID")
-                    .ignore();
+                pipe.add_command(claim(keys, &opts.name, id, None)).ignore();
             }
             pipe.hset(keys.worker(&opts.name), "last_seen", unix_now()).ignore();
             pipe.query::<()>(c)
@@ -214,7 +203,7 @@ struct Lane<'a> {
     link: Link,
     /// Where the next XAUTOCLAIM scan of the pending list starts.
     cursor: String,
-    in_flight: Arc<Mutex<HashSet<String>>>,
+    in_flight: &'a Mutex<HashSet<String>>,
     recognizer: &'a Recognizer,
     enhancer: Option<&'a EnhancerFactory>,
 }
@@ -339,18 +328,7 @@ impl Lane<'_> {
                 }
                 // Idle as if its worker had died: the next XAUTOCLAIM (any worker's) takes it.
                 let idle_ms = self.opts.claim_idle.as_millis() as u64;
-                self.link.run(|c| {
-                    redis::cmd("XCLAIM")
-                        .arg(&keys.jobs)
-                        .arg(GROUP)
-                        .arg(&self.opts.name)
-                        .arg(0)
-                        .arg(&id)
-                        .arg("IDLE")
-                        .arg(idle_ms)
-                        .arg("JUSTID")
-                        .query::<()>(c)
-                })?;
+                self.link.run(|c| claim(keys, &self.opts.name, &id, Some(idle_ms)).query::<()>(c))?;
                 Ok(Outcome::Retry)
             }
         }
@@ -384,6 +362,18 @@ impl Lane<'_> {
         tracing::warn!(job = %id, file = %name, attempts, "dead-lettered: {error}");
         Ok(Outcome::Dead)
     }
+}
+
+/// XCLAIM of one pending job for `consumer`, keeping its delivery count (JUSTID): its idle time
+/// restarts from 0 (a live worker's heartbeat), or is set to `idle_ms` (released for a retry).
+fn claim(keys: &QueueKeys, consumer: &str, id: &str, idle_ms: Option<u64>) -> redis::Cmd {
+    let mut cmd = redis::cmd("XCLAIM");
+    cmd.arg(&keys.jobs).arg(GROUP).arg(consumer).arg(0).arg(id);
+    if let Some(ms) = idle_ms {
+        cmd.arg("IDLE").arg(ms);
+    }
+    cmd.arg("JUSTID");
+    cmd
 }
 
 /// Runs `f`; when the group is missing (the stream was deleted, or Redis restarted without its
