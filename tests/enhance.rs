@@ -1,9 +1,14 @@
-//! Speech enhancement against the packages it ports (tests/reference/gtcrn_reference.py).
+//! Speech enhancement against the packages it ports (tests/reference/gtcrn_reference.py,
+//! deepfilternet_reference.py, voicefilter_reference.py).
 
 mod common;
 
 use hark::audio::FileSource;
+use std::sync::Arc;
+
 use hark::separation::Enhancer;
+use hark::separation::at48k::{FRAME, FrameDenoiser};
+use hark::separation::deepfilternet::{DeepFilterNet3, DeepFilterStream};
 use hark::separation::gtcrn::GtcrnEnhancer;
 use hark::separation::metrics::si_sdr;
 
@@ -47,6 +52,76 @@ fn gtcrn_streams_in_any_block_size_with_the_same_result() {
             out.extend(enhancer.process(chunk));
             assert!(received - out.len() <= 512, "output lags the input by more than 32 ms");
         }
+        out.extend(enhancer.finish());
+        assert_eq!(out, whole, "block size {block}");
+    }
+}
+
+fn deepfilternet() -> Arc<DeepFilterNet3> {
+    let dir = hark::models::resolve("deepfilternet3").expect("installing deepfilternet3");
+    Arc::new(DeepFilterNet3::load(&dir).expect("loading deepfilternet3"))
+}
+
+/// The 48 kHz input the reference was made from: the 16 kHz fixture linearly interpolated, as
+/// tests/reference/deepfilternet_reference.py does it.
+fn noisy_48k() -> Vec<f32> {
+    let mut reader = hound::WavReader::open(common::fixture("noisy-speech-16k.wav")).unwrap();
+    let pcm: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let mut high = Vec::with_capacity(pcm.len() * 3);
+    for pair in pcm.windows(2) {
+        let (a, b) = (f64::from(pair[0]), f64::from(pair[1]));
+        high.extend([a, (a + (b - a) / 3.0).trunc(), (a + 2.0 * (b - a) / 3.0).trunc()]);
+    }
+    high.into_iter().map(|v| v as f32 / 32768.0).collect()
+}
+
+#[test]
+fn deepfilternet_matches_the_package_runtime_frame_for_frame() {
+    let input = noisy_48k();
+    let mut reader = hound::WavReader::open(
+        common::root().join("tests/reference/deepfilternet/noisy-speech-48k.enhanced.wav"),
+    )
+    .unwrap();
+    let reference: Vec<f32> = reader.samples::<i16>().map(|s| f32::from(s.unwrap()) / 32768.0).collect();
+    let mut stream = DeepFilterStream::new(deepfilternet());
+    let mut out = vec![0f32; input.len() / FRAME * FRAME];
+    for (frame, frame_out) in input.chunks_exact(FRAME).zip(out.chunks_exact_mut(FRAME)) {
+        stream.frame(frame, frame_out);
+    }
+    assert_eq!(out.len(), reference.len());
+    let worst = out.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let agreement = si_sdr(&out, &reference);
+    eprintln!("largest difference from libDF {worst:.2e}, SI-SDR against it {agreement:.1} dB");
+    // The reference is 16-bit: a difference of a few quantisation steps is agreement.
+    assert!(
+        agreement > 50.0 && worst < 1e-4,
+        "hark's DeepFilterNet3 differs from libDF's: {worst} / {agreement} dB"
+    );
+}
+
+#[test]
+fn deepfilternet_removes_noise_at_16_khz_and_streams_in_any_block_size() {
+    let noisy = read(&common::fixture("noisy-speech-16k.wav"));
+    let clean = read(&common::root().join("tests/reference/gtcrn/clean-speech-16k.wav"));
+    let model = deepfilternet();
+    let whole = DeepFilterNet3::enhancer(model.clone()).enhance_all(&noisy);
+    assert_eq!(whole.len(), noisy.len());
+    let (before, after) = (si_sdr(&noisy, &clean), si_sdr(&whole, &clean));
+    eprintln!("SI-SDR {before:.2} → {after:.2} dB");
+    assert!(after - before > 6.0, "SI-SDR {before:.2} → {after:.2} dB");
+    let mut enhancer = DeepFilterNet3::enhancer(model);
+    let latency = enhancer.latency_samples();
+    for block in [1, 160, 37, 4000] {
+        let mut out = Vec::new();
+        let mut received = 0;
+        let mut worst = 0;
+        for chunk in noisy.chunks(block) {
+            received += chunk.len();
+            out.extend(enhancer.process(chunk));
+            worst = worst.max(received - out.len());
+        }
+        eprintln!("block {block}: output lag at most {worst} samples (latency {latency})");
+        assert!(worst <= latency, "block {block}: the output lags the input by {worst} > {latency} samples");
         out.extend(enhancer.finish());
         assert_eq!(out, whole, "block size {block}");
     }

@@ -19,6 +19,8 @@ pub struct Resampler {
     out_buf: Vec<Vec<f32>>,
     /// Output samples still to drop (the resampler's start-up delay).
     to_skip: usize,
+    /// That delay, in output samples: how much later than its input an output sample leaves.
+    delay: usize,
     consumed: u64,
     produced: u64,
 }
@@ -44,6 +46,7 @@ impl Resampler {
                 in_buf: vec![],
                 out_buf: vec![],
                 to_skip: 0,
+                delay: 0,
                 consumed: 0,
                 produced: 0,
             });
@@ -60,6 +63,7 @@ impl Resampler {
             chunk,
             pending: Vec::with_capacity(chunk * 2),
             to_skip,
+            delay: to_skip,
             consumed: 0,
             produced: 0,
         })
@@ -76,6 +80,11 @@ impl Resampler {
 
     pub fn ratio(&self) -> f64 {
         self.ratio
+    }
+
+    /// The resampler's own delay in output samples (beyond waiting for a whole block).
+    pub fn delay(&self) -> usize {
+        self.delay
     }
 
     /// Resamples `input`, appending what is ready to `out`.

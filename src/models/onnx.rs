@@ -220,19 +220,34 @@ fn read_tensor(buf: &[u8]) -> Result<Initializer> {
     Ok(Initializer { name, dims, data })
 }
 
-fn read_node(buf: &[u8]) -> Result<Node> {
+/// A node, and the tensor of its `value` attribute (a `Constant` node's output).
+fn read_node(buf: &[u8]) -> Result<(Node, Option<&[u8]>)> {
     const WHAT: &str = "node";
     let mut node = Node::default();
+    let mut value = None;
     for field in fields(buf, WHAT) {
         match field? {
             (1, Value::Bytes(b)) => node.inputs.push(string(b, WHAT)?),
             (2, Value::Bytes(b)) => node.outputs.push(string(b, WHAT)?),
             (3, Value::Bytes(b)) => node.name = string(b, WHAT)?,
             (4, Value::Bytes(b)) => node.op_type = string(b, WHAT)?,
+            (5, Value::Bytes(b)) => {
+                let (mut name, mut tensor) = (String::new(), None);
+                for attribute in fields(b, "attribute") {
+                    match attribute? {
+                        (1, Value::Bytes(n)) => name = string(n, "attribute")?,
+                        (5, Value::Bytes(t)) => tensor = Some(t),
+                        _ => {}
+                    }
+                }
+                if name == "value" {
+                    value = tensor;
+                }
+            }
             _ => {}
         }
     }
-    Ok(node)
+    Ok((node, value))
 }
 
 impl OnnxModel {
@@ -248,7 +263,19 @@ impl OnnxModel {
         let graph = graph.ok_or_else(|| malformed("model", "no graph"))?;
         for field in fields(graph, "graph") {
             match field? {
-                (1, Value::Bytes(b)) => model.nodes.push(read_node(b)?),
+                (1, Value::Bytes(b)) => {
+                    let (node, value) = read_node(b)?;
+                    // Exports keep some weights in Constant nodes: they are read as
+                    // initializers named by the node's output (types hark does not read are
+                    // left out; no weight has them).
+                    if let (Some(t), Some(output)) = (value, node.outputs.first())
+                        && let Ok(mut t) = read_tensor(t)
+                    {
+                        t.name = output.clone();
+                        model.initializers.insert(t.name.clone(), t);
+                    }
+                    model.nodes.push(node);
+                }
                 (5, Value::Bytes(b)) => {
                     let t = read_tensor(b)?;
                     model.initializers.insert(t.name.clone(), t);

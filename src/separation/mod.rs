@@ -2,6 +2,8 @@
 //! that stream, target-speaker extraction, and blind two-speaker separation. Each is a plain
 //! struct; `pipeline` runs them as nodes.
 
+pub mod at48k;
+pub mod deepfilternet;
 pub mod gtcrn;
 pub mod metrics;
 pub mod mossformer;
@@ -46,6 +48,8 @@ pub enum EnhanceMode {
     Denoise,
     /// RNNoise through nnnoiseless (48 kHz, resampled around it).
     DenoiseRnnoise,
+    /// DeepFilterNet3 (48 kHz, resampled around it; 40 ms latency).
+    DenoiseDeepFilterNet,
     /// Keep only an enrolled speaker's voice (`hark enroll NAME FILE`).
     Target(String),
 }
@@ -55,6 +59,7 @@ impl std::fmt::Display for EnhanceMode {
         match self {
             Self::Denoise => write!(f, "denoise"),
             Self::DenoiseRnnoise => write!(f, "denoise:rnnoise"),
+            Self::DenoiseDeepFilterNet => write!(f, "denoise:deepfilternet"),
             Self::Target(name) => write!(f, "target:{name}"),
         }
     }
@@ -67,10 +72,11 @@ impl FromStr for EnhanceMode {
         match s {
             "denoise" | "denoise:gtcrn" => Ok(Self::Denoise),
             "denoise:rnnoise" => Ok(Self::DenoiseRnnoise),
+            "denoise:deepfilternet" => Ok(Self::DenoiseDeepFilterNet),
             _ => match s.strip_prefix("target:") {
                 Some(name) if !name.is_empty() => Ok(Self::Target(name.to_string())),
                 _ => Err(Error::InvalidInput(format!(
-                    "unknown enhancement '{s}': use denoise (GTCRN), denoise:rnnoise or target:NAME (a speaker enrolled with `hark enroll`){}",
+                    "unknown enhancement '{s}': use denoise (GTCRN), denoise:rnnoise, denoise:deepfilternet or target:NAME (a speaker enrolled with `hark enroll`){}",
                     if s == "two-speakers" {
                         "; two-speakers is for `hark separate` (two outputs), not in front of recognition"
                     } else {
@@ -95,6 +101,7 @@ pub const RECOGNITION_DRY_MIX: f32 = 0.3;
 pub enum EnhancerFactory {
     Gtcrn(Arc<gtcrn::Gtcrn>),
     Rnnoise,
+    DeepFilterNet(Arc<deepfilternet::DeepFilterNet3>),
     /// VoiceFilter-Lite with one enrolled speaker's embedding.
     Target(Arc<voicefilter::VoiceFilter>, Arc<Vec<f32>>),
 }
@@ -112,6 +119,9 @@ impl EnhancerFactory {
                 Ok(Self::Gtcrn(Arc::new(gtcrn::Gtcrn::load(&models::resolve("gtcrn")?)?)))
             }
             EnhanceMode::DenoiseRnnoise => Ok(Self::Rnnoise),
+            EnhanceMode::DenoiseDeepFilterNet => Ok(Self::DeepFilterNet(Arc::new(
+                deepfilternet::DeepFilterNet3::load(&models::resolve("deepfilternet3")?)?,
+            ))),
             EnhanceMode::Target(name) => {
                 // The speaker first: a missing enrolment is the user's to fix, before any install.
                 let speaker = voicefilter::load_speaker(name)?;
@@ -125,7 +135,9 @@ impl EnhancerFactory {
     /// of its input added back.
     pub fn make_for_recognition(&self) -> Box<dyn Enhancer> {
         match self {
-            Self::Gtcrn(_) | Self::Rnnoise => Box::new(DryMix::new(self.make(), RECOGNITION_DRY_MIX)),
+            Self::Gtcrn(_) | Self::Rnnoise | Self::DeepFilterNet(_) => {
+                Box::new(DryMix::new(self.make(), RECOGNITION_DRY_MIX))
+            }
             // VoiceFilter-Lite blends with its input itself (adaptive suppression).
             Self::Target(..) => self.make(),
         }
@@ -135,7 +147,8 @@ impl EnhancerFactory {
     pub fn make(&self) -> Box<dyn Enhancer> {
         match self {
             Self::Gtcrn(model) => Box::new(gtcrn::GtcrnEnhancer::new(model.clone())),
-            Self::Rnnoise => Box::new(rnnoise::RnnoiseEnhancer::new()),
+            Self::Rnnoise => Box::new(rnnoise::RnnoiseEnhancer::default()),
+            Self::DeepFilterNet(model) => Box::new(deepfilternet::DeepFilterNet3::enhancer(model.clone())),
             Self::Target(model, embedding) => Box::new(
                 voicefilter::VoiceFilterEnhancer::new(model.clone(), embedding)
                     .expect("embeddings are checked when loaded"),
