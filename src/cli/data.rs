@@ -28,6 +28,11 @@ pub enum DataCommand {
         /// Folder of fortune databases.
         #[arg(long, default_value = FORTUNE_DIR)]
         fortunes: PathBuf,
+        /// A text file of sentences, one per line (plain or .gz; e.g.
+        /// ../shared/text/sentences.txt.gz), read instead of the fortune databases. Lines with
+        /// digits, symbols, acronyms or abbreviations are skipped.
+        #[arg(long)]
+        sentences: Option<PathBuf>,
         /// Synthesisers to speak with, comma-separated; utterances go to them in turn. hibari
         /// (hark's own voice, reshaped into six speakers) is opt-in: the default model's corpus
         /// is the three command-line synthesisers'.
@@ -38,9 +43,10 @@ pub enum DataCommand {
 
 pub fn run(command: DataCommand) -> anyhow::Result<i32> {
     match command {
-        DataCommand::Synth { out, utterances, seed, jobs, fortunes, synthesisers } => {
-            let n =
-                synth(&SynthOptions { out: out.clone(), utterances, seed, jobs, fortunes, synthesisers })?;
+        DataCommand::Synth { out, utterances, seed, jobs, fortunes, sentences, synthesisers } => {
+            let options =
+                SynthOptions { out: out.clone(), utterances, seed, jobs, fortunes, sentences, synthesisers };
+            let n = synth(&options)?;
             println!("{n} utterances rendered; manifest: {}", out.join("manifest.tsv").display());
             Ok(0)
         }

@@ -7,7 +7,10 @@
 //! read as words, depending on the voice), no hyphens, brackets or symbols.
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::path::Path;
+
+use flate2::read::GzDecoder;
 
 /// Where Debian installs the fortune databases.
 pub const FORTUNE_DIR: &str = "/usr/share/games/fortunes";
@@ -95,6 +98,32 @@ pub fn load_fortunes(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
+/// Sentences of a text file with one sentence per line (plain or gzipped, by its `.gz` name),
+/// such as ../shared/text/sentences.txt.gz: those that pass [`is_speakable`] and have no full
+/// stop before their end, quotation marks removed (books abbreviate "Mr." and "St.", which voices expand but a
+/// transcript keeps as written), in file order, without duplicates.
+pub fn load_sentence_file(path: &Path) -> std::io::Result<Vec<String>> {
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    if path.extension().is_some_and(|e| e == "gz") {
+        GzDecoder::new(file).read_to_string(&mut text)?;
+    } else {
+        std::io::BufReader::new(file).read_to_string(&mut text)?;
+    }
+    Ok(speakable_lines(&text))
+}
+
+fn speakable_lines(text: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    // Quotation marks are dropped: a voice does not speak them, and a line may open a quote
+    // that another line closes.
+    text.lines()
+        .map(|l| l.replace('"', "").trim().to_string())
+        .filter(|l| is_speakable(l) && !l[..l.len().saturating_sub(1)].contains('.'))
+        .filter(|l| seen.insert(l.to_lowercase()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +153,16 @@ mod tests {
             assert!(!is_speakable(bad), "{bad}");
         }
         assert!(is_speakable("\"Where are you going?\" she asked him quietly."));
+    }
+
+    #[test]
+    fn book_lines_with_abbreviations_or_digits_are_dropped() {
+        let text = "Mr. Bennet replied that he had not.\nShe told me all about it, and more.\n\
+                    It was in 1811 that they came.\nShe told me all about it, and more.\n\
+                    \"Where are you going?\" she asked him quietly.\nNo.\n";
+        assert_eq!(
+            speakable_lines(text),
+            vec!["She told me all about it, and more.", "Where are you going? she asked him quietly."]
+        );
     }
 }

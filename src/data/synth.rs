@@ -303,6 +303,8 @@ pub struct SynthOptions {
     pub seed: u64,
     pub jobs: usize,
     pub fortunes: PathBuf,
+    /// A sentence file (one per line, plain or .gz) to read instead of the fortune databases.
+    pub sentences: Option<PathBuf>,
     /// Which synthesisers speak, in this order (utterances go to them in turn).
     pub synthesisers: Vec<Synthesiser>,
 }
@@ -316,15 +318,33 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<usize> {
             "no speech synthesiser found (espeak-ng, flite or festival's text2wave); install them with scripts/install-voices.sh"
         );
     }
-    let sentences = sentences::load_fortunes(&opts.fortunes).with_context(|| {
-        format!(
-            "reading the fortune databases in {} (Debian packages fortunes-min, fortunes)",
-            opts.fortunes.display()
-        )
-    })?;
+    let (sentences, source) = match &opts.sentences {
+        Some(file) => (
+            sentences::load_sentence_file(file).with_context(|| format!("reading {}", file.display()))?,
+            file,
+        ),
+        None => (
+            sentences::load_fortunes(&opts.fortunes).with_context(|| {
+                format!(
+                    "reading the fortune databases in {} (Debian packages fortunes-min, fortunes)",
+                    opts.fortunes.display()
+                )
+            })?,
+            &opts.fortunes,
+        ),
+    };
     if sentences.is_empty() {
-        bail!("no usable sentences in {}", opts.fortunes.display());
+        bail!("no usable sentences in {}", source.display());
     }
+    // The manifest's origin and license columns name where the text came from.
+    let text = match &opts.sentences {
+        Some(file) => {
+            let name =
+                file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into());
+            (format!("{name} text"), format!("text: as {name}'s source states"))
+        }
+        None => ("fortune text".to_string(), "BSD (fortune-mod text)".to_string()),
+    };
     let planned = plan(&sentences, &families, opts.utterances, opts.seed);
     if planned.len() < opts.utterances {
         eprintln!("hark: only {} usable sentences: rendering {} utterances", sentences.len(), planned.len());
@@ -367,7 +387,7 @@ pub fn synth(opts: &SynthOptions) -> anyhow::Result<usize> {
         for _ in 0..opts.jobs.max(1) {
             scope.spawn(|| {
                 while let Some(u) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if let Err(e) = render_one(u, &opts.out, hibari.as_ref(), &manifest) {
+                    if let Err(e) = render_one(u, &opts.out, hibari.as_ref(), &text, &manifest) {
                         failures.fetch_add(1, Ordering::Relaxed);
                         pb.suspend(|| eprintln!("hark: utterance {} ({}): {e:#}", u.index, u.voice.name()));
                     }
@@ -390,6 +410,7 @@ fn render_one(
     u: &Utterance,
     out: &Path,
     hibari: Option<&Tts>,
+    (text_origin, text_license): &(String, String),
     manifest: &Mutex<std::fs::File>,
 ) -> anyhow::Result<()> {
     let mut samples = u.speak(&out.join(format!(".raw-{:05}.wav", u.index)), hibari)?;
@@ -408,7 +429,7 @@ fn render_one(
         _ => "voice per its Debian package",
     };
     let line = format!(
-        "{}\t{:.2}\t{}\t{}\tsynthesised by hark data synth (fortune text)\tBSD (fortune-mod text); {voice_license}\n",
+        "{}\t{:.2}\t{}\t{}\tsynthesised by hark data synth ({text_origin})\t{text_license}; {voice_license}\n",
         u.file_name(),
         samples.len() as f64 / 16_000.0,
         u.sentence,
