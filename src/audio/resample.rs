@@ -3,7 +3,7 @@
 //! flushed, so N input samples give round(N * ratio) output samples.
 
 use audioadapter_buffers::direct::SequentialSliceOfVecs;
-use rubato::{Fft, FixedSync, Indexing, Resampler as _};
+use rubato::{Fft, FixedSync, Indexing, Resampler as _, WindowFunction};
 
 use crate::error::{Error, Result};
 
@@ -21,6 +21,8 @@ pub struct Resampler {
     to_skip: usize,
     /// That delay, in output samples: how much later than its input an output sample leaves.
     delay: usize,
+    /// The part of it left in the output (`low_delay`): the caller trims it.
+    kept: usize,
     consumed: u64,
     produced: u64,
 }
@@ -33,6 +35,25 @@ impl Resampler {
     /// A resampler that works in blocks of `chunk` input samples: smaller blocks wait less for
     /// input (live audio), larger ones run faster.
     pub fn with_chunk(from_hz: u32, to_hz: u32, chunk: usize) -> Result<Self> {
+        // rubato's own choice: FFT blocks of about 256 input samples.
+        Self::build(from_hz, to_hz, chunk, (chunk / 256).max(1), true)
+    }
+
+    /// A block resampler next to a frame-based stage: FFT blocks of `chunk / sub_chunks` input
+    /// samples, so a proportionally shorter delay (and a slightly softer anti-aliasing filter).
+    pub fn low_delay(from_hz: u32, to_hz: u32, chunk: usize, sub_chunks: usize) -> Result<Self> {
+        Self::build(from_hz, to_hz, chunk, sub_chunks, true)
+    }
+
+    /// Leaves the resampler's [`delay`](Self::delay) at the start of the output for the caller
+    /// to trim (so the output's blocks stay aligned with the input's); call before any input.
+    pub fn keeping_delay(mut self) -> Self {
+        self.kept = self.to_skip;
+        self.to_skip = 0;
+        self
+    }
+
+    fn build(from_hz: u32, to_hz: u32, chunk: usize, sub_chunks: usize, trim: bool) -> Result<Self> {
         if from_hz == 0 || to_hz == 0 {
             return Err(Error::InvalidAudio(format!("sample rate {from_hz} Hz cannot be resampled")));
         }
@@ -47,13 +68,22 @@ impl Resampler {
                 out_buf: vec![],
                 to_skip: 0,
                 delay: 0,
+                kept: 0,
                 consumed: 0,
                 produced: 0,
             });
         }
-        let inner = Fft::<f32>::new(from_hz as usize, to_hz as usize, chunk, 1, FixedSync::Input)
-            .map_err(|e| Error::InvalidAudio(format!("cannot resample {from_hz} Hz to {to_hz} Hz: {e}")))?;
-        let to_skip = inner.output_delay();
+        let inner = Fft::<f32>::new_custom(
+            from_hz as usize,
+            to_hz as usize,
+            chunk,
+            sub_chunks,
+            1,
+            WindowFunction::BlackmanHarris2,
+            FixedSync::Input,
+        )
+        .map_err(|e| Error::InvalidAudio(format!("cannot resample {from_hz} Hz to {to_hz} Hz: {e}")))?;
+        let delay = inner.output_delay();
         let out_len = inner.output_frames_max();
         Ok(Self {
             in_buf: vec![vec![0.0; chunk]],
@@ -62,8 +92,9 @@ impl Resampler {
             ratio,
             chunk,
             pending: Vec::with_capacity(chunk * 2),
-            to_skip,
-            delay: to_skip,
+            to_skip: if trim { delay } else { 0 },
+            delay,
+            kept: if trim { 0 } else { delay },
             consumed: 0,
             produced: 0,
         })
@@ -111,7 +142,7 @@ impl Resampler {
         if self.inner.is_none() {
             return Ok(());
         }
-        let expected = (self.consumed as f64 * self.ratio).round() as u64;
+        let expected = (self.consumed as f64 * self.ratio).round() as u64 + self.kept as u64;
         let mut partial = std::mem::take(&mut self.pending);
         // Feed the partial chunk, then silence, until every expected sample has come out.
         let mut guard = 0;

@@ -26,7 +26,9 @@ pub struct DenoiseBench {
     pub noise: PathBuf,
     pub snrs: Vec<f64>,
     pub whisper: String,
-    /// Also run GTCRN with these shares of the noisy input added back.
+    /// The denoisers to measure.
+    pub denoisers: Vec<EnhanceMode>,
+    /// Also run each denoiser with these shares of the noisy input added back.
     pub dry: Vec<f32>,
     /// Only the speed figures (no mixtures, no Whisper).
     pub speed_only: bool,
@@ -85,11 +87,11 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
         bail!("need recordings and noise files");
     }
     let speech: Vec<Vec<f32>> = entries.iter().map(|e| read(&e.path)).collect::<anyhow::Result<_>>()?;
-    let denoisers = [EnhanceMode::Denoise, EnhanceMode::DenoiseRnnoise];
+    let denoisers = &b.denoisers;
     let factories: Vec<EnhancerFactory> =
         denoisers.iter().map(EnhancerFactory::load).collect::<crate::Result<_>>()?;
     if b.speed_only {
-        return speed(&speech, &denoisers, &factories);
+        return speed(&speech, denoisers, &factories);
     }
     let whisper = WhisperEngine::load(&models::resolve(&b.whisper)?)?;
     let recognizer = Recognizer::Whisper(whisper, Default::default());
@@ -110,7 +112,22 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
         }
     }
     let (ce, cn) = wer(&recognizer, &clean, &references, tmp.path())?;
-    println!("clean speech: Whisper WER {:.2}% ({ce}/{cn})", 100.0 * ce as f64 / cn as f64);
+    let clean_wer = 100.0 * ce as f64 / cn as f64;
+    println!("clean speech: Whisper WER {clean_wer:.2}% ({ce}/{cn})");
+    // A denoiser in front of recognition must not hurt clean speech either.
+    let clean_refs: Vec<&str> = entries.iter().map(|e| e.reference.as_str()).collect();
+    for (mode, factory) in denoisers.iter().zip(&factories) {
+        for dry in std::iter::once(0.0).chain(b.dry.iter().copied()) {
+            let audio: Vec<Vec<f32>> =
+                speech.iter().map(|s| DryMix::new(factory.make(), dry).enhance_all(s)).collect();
+            let (e, n) = wer(&recognizer, &audio, &clean_refs, tmp.path())?;
+            println!(
+                "clean speech through {}: Whisper WER {:.2}% ({e}/{n})",
+                condition_name(mode, dry),
+                100.0 * e as f64 / n as f64
+            );
+        }
+    }
     // The ceiling: recordings are rarely noise-free, and what a denoiser removes from the
     // reference itself counts against it.
     for (mode, factory) in denoisers.iter().zip(&factories) {
@@ -144,9 +161,11 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
             let audio = noisy.iter().map(|x| factory.make().enhance_all(x)).collect();
             conditions.push(Condition { name: mode.to_string(), audio });
         }
-        for &dry in &b.dry {
-            let audio = noisy.iter().map(|x| DryMix::new(factories[0].make(), dry).enhance_all(x)).collect();
-            conditions.push(Condition { name: format!("denoise + {dry} × input"), audio });
+        for (mode, factory) in denoisers.iter().zip(&factories) {
+            for &dry in &b.dry {
+                let audio = noisy.iter().map(|x| DryMix::new(factory.make(), dry).enhance_all(x)).collect();
+                conditions.push(Condition { name: condition_name(mode, dry), audio });
+            }
         }
         let sdr = |audio: &[Vec<f32>]| {
             audio.iter().zip(&clean).map(|(a, c)| si_sdr(a, c)).sum::<f64>() / audio.len() as f64
@@ -170,7 +189,11 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
             }
         }
     }
-    speed(&speech, &denoisers, &factories)
+    speed(&speech, denoisers, &factories)
+}
+
+fn condition_name(mode: &EnhanceMode, dry: f32) -> String {
+    if dry == 0.0 { mode.to_string() } else { format!("{mode} + {dry} × input") }
 }
 
 /// Each denoiser's RTF on one thread (this loop is the only thread working) and output lag.

@@ -18,6 +18,7 @@ use crate::bench::serve::ServeBench;
 use crate::bench::tts;
 use crate::bench::tts::TtsBench;
 use crate::models;
+use crate::separation::EnhanceMode;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -47,7 +48,14 @@ pub enum BenchCommand {
         /// Whisper model for the WER.
         #[arg(long, default_value = "whisper-tiny.en")]
         whisper: String,
-        /// Also run GTCRN with these shares of the input added back (comma-separated).
+        /// Denoisers to measure, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "denoise:gtcrn,denoise:rnnoise,denoise:deepfilternet"
+        )]
+        denoisers: Vec<EnhanceMode>,
+        /// Also run each denoiser with these shares of the input added back (comma-separated).
         #[arg(long, value_delimiter = ',')]
         dry: Vec<f32>,
         /// Only the speed figures.
@@ -138,8 +146,8 @@ pub enum BenchCommand {
 
 pub fn run(command: BenchCommand) -> anyhow::Result<i32> {
     match command {
-        BenchCommand::Denoise { manifest, noise, snr, whisper, dry, speed_only } => {
-            denoise::run(DenoiseBench { manifest, noise, snrs: snr, whisper, dry, speed_only })?
+        BenchCommand::Denoise { manifest, noise, snr, whisper, denoisers, dry, speed_only } => {
+            denoise::run(DenoiseBench { manifest, noise, snrs: snr, whisper, denoisers, dry, speed_only })?
         }
         BenchCommand::Separation { libri2mix, sources, model } => {
             separation::run(SeparationBench { libri2mix, sources, model })?

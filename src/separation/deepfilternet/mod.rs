@@ -6,6 +6,7 @@
 //! `tests/reference/deepfilternet/` checks it.
 
 pub mod convert;
+pub mod level;
 pub mod model;
 
 use std::collections::VecDeque;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
+use level::LevelNormalised;
 pub use model::Network;
 use model::{DF_BINS, DF_ORDER, ERB_BANDS, NetworkState};
 
@@ -100,9 +102,9 @@ impl DeepFilterNet3 {
         })
     }
 
-    /// A 16 kHz enhancer over this model.
-    pub fn enhancer(model: Arc<Self>) -> At48k<DeepFilterStream> {
-        At48k::new(DeepFilterStream::new(model))
+    /// A 16 kHz enhancer over this model, its input raised to speech level ([`level`]).
+    pub fn enhancer(model: Arc<Self>) -> At48k<LevelNormalised<DeepFilterStream>> {
+        At48k::new(LevelNormalised::new(DeepFilterStream::new(model)))
     }
 }
 
