@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::config::TransducerConfig;
 use super::vocab::Vocabulary;
@@ -140,7 +140,8 @@ pub fn load_whisper_encoder(
     Ok(())
 }
 
-/// Writes a model folder: config.json, model.safetensors, vocabulary.txt.
+/// Writes a model folder: config.json, model.safetensors, vocabulary.txt. Weights are stored
+/// in f16 (half the size; Whisper's own weights come as f16) and read back as f32.
 pub fn save_model(
     dir: &Path,
     c: &TransducerConfig,
@@ -150,6 +151,14 @@ pub fn save_model(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let cfg = dir.join("config.json");
     std::fs::write(&cfg, serde_json::to_string_pretty(c).unwrap()).map_err(|e| Error::io(&cfg, e))?;
-    candle_core::safetensors::save(tensors, dir.join("model.safetensors"))?;
+    let half = tensors
+        .iter()
+        .map(|(name, t)| Ok((name.clone(), t.to_dtype(DType::F16)?)))
+        .collect::<candle_core::Result<HashMap<_, _>>>()?;
+    // Written under a temporary name and renamed, so an interrupted save leaves the old model.
+    let tmp = dir.join("model.safetensors.part");
+    candle_core::safetensors::save(&half, &tmp)?;
+    let weights = dir.join("model.safetensors");
+    std::fs::rename(&tmp, &weights).map_err(|e| Error::io(&weights, e))?;
     vocab.save(&dir.join("vocabulary.txt"))
 }

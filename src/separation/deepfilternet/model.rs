@@ -391,16 +391,18 @@ impl Network {
         let l = Loader { tensors };
         let pw = |name: &str, cin: usize, cout: usize| Pointwise::load(&l, name, cin, cout);
         let depth = |name: &str, stride: usize| DepthFreqConv::load(&l, name, stride);
-        let gru = |prefix: &str, layers: usize, input: usize, out: Option<(usize, usize, usize)>| {
-            let (g, i, h) = if prefix == "df_dec.gru" { (8, 64, 32) } else { (16, 32, 16) };
+        // Grouped linear shapes are (groups, inputs per group, outputs per group); every GRU
+        // layer has 256 inputs and 256 hidden units.
+        type Shape = (usize, usize, usize);
+        let gru = |prefix: &str, layers: usize, linear_in: Shape, linear_out: Option<Shape>| {
+            let grouped =
+                |name: &str, (g, i, h): Shape| GroupedLinear::load(&l, &format!("{prefix}.{name}"), g, i, h);
             Ok::<_, Error>(SqueezedGru {
-                linear_in: GroupedLinear::load(&l, &format!("{prefix}.linear_in"), g, i, h)?,
+                linear_in: grouped("linear_in", linear_in)?,
                 layers: (0..layers)
-                    .map(|n| Gru::load(&l, &format!("{prefix}.{n}"), if n == 0 { input } else { HIDDEN }))
+                    .map(|n| Gru::load(&l, &format!("{prefix}.{n}"), HIDDEN))
                     .collect::<Result<_>>()?,
-                linear_out: out
-                    .map(|(g, i, h)| GroupedLinear::load(&l, &format!("{prefix}.linear_out"), g, i, h))
-                    .transpose()?,
+                linear_out: linear_out.map(|shape| grouped("linear_out", shape)).transpose()?,
             })
         };
         Ok(Self {
@@ -420,9 +422,9 @@ impl Network {
             ),
             df_conv1: (depth("enc.df_conv1.depth", 2)?, pw("enc.df_conv1.point", CH, CH)?),
             df_fc_emb: GroupedLinear::load(&l, "enc.df_fc_emb", 32, 96, 16)?,
-            enc_gru: gru("enc.gru", 1, HIDDEN, Some((16, 16, 32)))?,
+            enc_gru: gru("enc.gru", 1, (16, 32, 16), Some((16, 16, 32)))?,
             lsnr_fc: (l.get("enc.lsnr_fc.weight", EMB)?, l.get("enc.lsnr_fc.bias", 1)?[0]),
-            erb_gru: gru("erb_dec.gru", 2, HIDDEN, Some((16, 16, 32)))?,
+            erb_gru: gru("erb_dec.gru", 2, (16, 32, 16), Some((16, 16, 32)))?,
             pathways: [
                 pw("erb_dec.conv3p", 1, CH)?,
                 pw("erb_dec.conv2p", 1, CH)?,
@@ -439,7 +441,7 @@ impl Network {
                 pw("erb_dec.convt1.point", CH, CH)?,
             ),
             conv0_out: (l.get("erb_dec.conv0_out.weight", CH * 3)?, l.get("erb_dec.conv0_out.bias", 1)?[0]),
-            df_gru: gru("df_dec.gru", 2, HIDDEN, None)?,
+            df_gru: gru("df_dec.gru", 2, (8, 64, 32), None)?,
             df_skip: GroupedLinear::load(&l, "df_dec.skip", 16, 32, 16)?,
             df_convp: (
                 l.get("df_dec.convp.depth", 2 * DF_ORDER * 32 * 5)?,
