@@ -21,7 +21,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub wyoming: Option<String>,
     /// Enhance every stream, upload and the microphone before recognition: denoise (GTCRN),
-    /// denoise:rnnoise or target:NAME [default: the config's recognition.enhance, else none].
+    /// denoise:rnnoise, denoise:deepfilternet or target:NAME [default: the config's
+    /// recognition.enhance, else none].
     #[arg(long, value_parser = parse_enhance)]
     pub enhance: Option<EnhanceMode>,
 }
