@@ -88,13 +88,12 @@ impl FromStr for EnhanceMode {
     }
 }
 
-/// Share of the input added back to a denoiser's output in front of a recogniser. A denoiser's
-/// artifacts cost Whisper more than the noise it removes: on kathleen/dev in three real noises at
-/// 5 dB SNR, GTCRN alone raised Whisper tiny.en's WER by 37% relative; with 0.1, 0.3 and 0.5 of
-/// the input added back, +7.5%, −1.4% and −1.9% (`hark bench denoise --manifest <kathleen/dev
-/// subset> --snr 5 --dry 0.1,0.2,0.3,0.5`). 0.3 keeps most of the SI-SDR gain. Chosen on
-/// kathleen/dev, not on dev-real, where the enhancement issue measures it.
-pub const RECOGNITION_DRY_MIX: f32 = 0.3;
+/// Share of the input added back to a denoiser's output in front of a recogniser: denoiser
+/// artifacts cost Whisper more than moderate noise. Chosen on dev-real in three real noises
+/// (`hark bench denoise --dry 0.25,0.5`, Whisper tiny.en): with 0.5, GTCRN's WER is below the
+/// noisy input's at 0, 5 and 10 dB SNR (−6.8, −0.4, −2.6% relative) and DeepFilterNet3's more so
+/// (−7.3, −4.6, −11.6%); with 0.25 GTCRN is worse than the noisy input at 5 and 10 dB.
+pub const RECOGNITION_DRY_MIX: f32 = 0.5;
 
 /// A loaded enhancement model that makes one [`Enhancer`] per stream (the weights are shared).
 #[derive(Clone)]
