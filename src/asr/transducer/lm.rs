@@ -63,6 +63,11 @@ impl NgramLm {
         self.order
     }
 
+    /// Whether keys of `k` tokens fit 32 bits in the file.
+    fn narrow_keys(&self, k: usize) -> bool {
+        k as u32 * self.bits <= 32
+    }
+
     /// Trains on token sequences (each a sentence, without the start token).
     pub fn train(
         sentences: impl Iterator<Item = Vec<u32>>,
@@ -185,19 +190,37 @@ impl NgramLm {
         sum / n.max(1) as f64
     }
 
+    /// Writes the tables one order at a time, the keys without their length byte and as 32-bit
+    /// integers where the tokens fit (every order up to 4 with 256 word pieces): a third smaller
+    /// than 64-bit keys.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let (ak, av) = sorted(&self.alpha);
-        let (gk, gv) = sorted(&self.gamma);
-        let ak_b: Vec<u8> = ak.iter().flat_map(|k| k.to_le_bytes()).collect();
-        let av_b: Vec<u8> = av.iter().flat_map(|k| k.to_le_bytes()).collect();
-        let gk_b: Vec<u8> = gk.iter().flat_map(|k| k.to_le_bytes()).collect();
-        let gv_b: Vec<u8> = gv.iter().flat_map(|k| k.to_le_bytes()).collect();
-        let tensors = vec![
-            ("alpha.keys", view(Dtype::U64, ak.len(), &ak_b)?),
-            ("alpha.values", view(Dtype::F32, av.len(), &av_b)?),
-            ("gamma.keys", view(Dtype::U64, gk.len(), &gk_b)?),
-            ("gamma.values", view(Dtype::F32, gv.len(), &gv_b)?),
-        ];
+        let mut columns: Vec<(String, Dtype, usize, Vec<u8>)> = Vec::new();
+        for (name, table) in [("alpha", &self.alpha), ("gamma", &self.gamma)] {
+            for k in 0..=self.order {
+                let (keys, values) = sorted(table, k);
+                if keys.is_empty() {
+                    continue;
+                }
+                let n = keys.len();
+                let key_bytes: Vec<u8> = if self.narrow_keys(k) {
+                    keys.iter().flat_map(|&key| (key as u32).to_le_bytes()).collect()
+                } else {
+                    keys.iter().flat_map(|key| key.to_le_bytes()).collect()
+                };
+                let dtype = if self.narrow_keys(k) { Dtype::U32 } else { Dtype::U64 };
+                columns.push((format!("{name}.{k}.keys"), dtype, n, key_bytes));
+                columns.push((
+                    format!("{name}.{k}.values"),
+                    Dtype::F32,
+                    n,
+                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ));
+            }
+        }
+        let tensors = columns
+            .iter()
+            .map(|(name, dtype, n, bytes)| Ok((name.as_str(), view(*dtype, *n, bytes)?)))
+            .collect::<Result<Vec<_>>>()?;
         let metadata: HashMap<String, String> = [
             ("order", self.order.to_string()),
             ("vocab_size", self.vocab_size.to_string()),
@@ -230,25 +253,46 @@ impl NgramLm {
             }
             Ok(t.data().to_vec())
         };
-        let table = |name: &str| -> Result<FxHashMap<u64, f32>> {
-            let keys = column(&format!("{name}.keys"), Dtype::U64)?;
-            let values = column(&format!("{name}.values"), Dtype::F32)?;
-            if keys.len() / 8 != values.len() / 4 {
-                return Err(bad(format!("{name}: {} keys for {} values", keys.len() / 8, values.len() / 4)));
-            }
-            Ok(keys
-                .chunks_exact(8)
-                .zip(values.chunks_exact(4))
-                .map(|(k, v)| {
-                    (u64::from_le_bytes(k.try_into().unwrap()), f32::from_le_bytes(v.try_into().unwrap()))
-                })
-                .collect())
-        };
+        let order = num("order")? as usize;
         let vocab_size = num("vocab_size")? as usize;
+        let bits = bits_for(vocab_size);
+        if order < 1 || order as u32 * bits > 56 {
+            return Err(bad(format!("an order-{order} LM over {vocab_size} tokens")));
+        }
+        let narrow = |k: usize| k as u32 * bits <= 32;
+        let table = |name: &str| -> Result<FxHashMap<u64, f32>> {
+            let mut map = FxHashMap::default();
+            for k in 0..=order {
+                let keys_name = format!("{name}.{k}.keys");
+                if st.tensor(&keys_name).is_err() {
+                    continue;
+                }
+                let (width, dtype) = if narrow(k) { (4, Dtype::U32) } else { (8, Dtype::U64) };
+                let keys = column(&keys_name, dtype)?;
+                let values = column(&format!("{name}.{k}.values"), Dtype::F32)?;
+                if keys.len() / width != values.len() / 4 {
+                    return Err(bad(format!(
+                        "{name}.{k}: {} keys for {} values",
+                        keys.len() / width,
+                        values.len() / 4
+                    )));
+                }
+                let length = (k as u64) << 56;
+                map.extend(keys.chunks_exact(width).zip(values.chunks_exact(4)).map(|(key, v)| {
+                    let mut wide = [0u8; 8];
+                    wide[..width].copy_from_slice(key);
+                    (length | u64::from_le_bytes(wide), f32::from_le_bytes(v.try_into().unwrap()))
+                }));
+            }
+            if map.is_empty() {
+                return Err(bad(format!("no {name} table")));
+            }
+            Ok(map)
+        };
         Ok(Self {
-            order: num("order")? as usize,
+            order,
             vocab_size,
-            bits: bits_for(vocab_size),
+            bits,
             alpha: table("alpha")?,
             gamma: table("gamma")?,
             fusion: LmFusion { weight: num("lm_weight")? as f32, bonus: num("lm_bonus")? as f32 },
@@ -265,8 +309,14 @@ fn view(dtype: Dtype, n: usize, data: &[u8]) -> Result<TensorView<'_>> {
     TensorView::new(dtype, vec![n], data).map_err(|e| Error::Model(format!("{e}")))
 }
 
-fn sorted(map: &FxHashMap<u64, f32>) -> (Vec<u64>, Vec<f32>) {
-    let mut entries: Vec<(u64, f32)> = map.iter().map(|(&k, &v)| (k, v)).collect();
+/// The entries of one order, sorted, their keys without the length byte.
+fn sorted(map: &FxHashMap<u64, f32>, order: usize) -> (Vec<u64>, Vec<f32>) {
+    let tokens_mask = (1u64 << 56) - 1;
+    let mut entries: Vec<(u64, f32)> = map
+        .iter()
+        .filter(|&(&k, _)| (k >> 56) as usize == order)
+        .map(|(&k, &v)| (k & tokens_mask, v))
+        .collect();
     entries.sort_by_key(|e| e.0);
     entries.into_iter().unzip()
 }
@@ -348,6 +398,24 @@ mod tests {
         assert_eq!(back.fusion, lm.fusion);
         for context in [vec![0], vec![1, 2], vec![4]] {
             assert_eq!(back.log_probs(&context), lm.log_probs(&context));
+        }
+    }
+
+    #[test]
+    fn a_high_order_lm_over_many_tokens_round_trips() {
+        // Orders above 4 of a 256-token vocabulary need 64-bit keys in the file.
+        let sentences: Vec<Vec<u32>> =
+            (0..40u32).map(|i| (0..9).map(|j| 1 + (i * 7 + j * 31) % 255).collect()).collect();
+        let lm = NgramLm::train(sentences.into_iter(), 256, LmTraining { order: 6, min_count: 1 }).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lm.safetensors");
+        lm.save(&path).unwrap();
+        let back = NgramLm::load(&path).unwrap();
+        assert_eq!((back.alpha.len(), back.gamma.len()), (lm.alpha.len(), lm.gamma.len()));
+        for context in [vec![0], vec![0, 1, 32, 63, 94, 125], vec![200, 3, 9]] {
+            assert_eq!(back.log_probs(&context), lm.log_probs(&context));
+            let total: f32 = back.log_probs(&context).iter().map(|l| l.exp()).sum();
+            assert!((total - 1.0).abs() < 1e-4, "{total}");
         }
     }
 
