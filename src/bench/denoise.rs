@@ -16,8 +16,8 @@ use crate::eval::{read_manifest, wer_counts};
 use crate::models;
 use crate::pipeline;
 use crate::pipeline::{Recognizer, transcribe_files};
-use crate::separation::DryMix;
 use crate::separation::metrics::si_sdr;
+use crate::separation::{DryMix, DryShare};
 use crate::separation::{EnhanceMode, Enhancer, EnhancerFactory};
 use crate::train::augment::add_noise;
 
@@ -29,7 +29,7 @@ pub struct DenoiseBench {
     /// The denoisers to measure.
     pub denoisers: Vec<EnhanceMode>,
     /// Also run each denoiser with these shares of the noisy input added back.
-    pub dry: Vec<f32>,
+    pub dry: Vec<DryShare>,
     /// Only the speed figures (no mixtures, no Whisper).
     pub speed_only: bool,
 }
@@ -117,13 +117,13 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
     // A denoiser in front of recognition must not hurt clean speech either.
     let clean_refs: Vec<&str> = entries.iter().map(|e| e.reference.as_str()).collect();
     for (mode, factory) in denoisers.iter().zip(&factories) {
-        for dry in std::iter::once(0.0).chain(b.dry.iter().copied()) {
+        for dry in std::iter::once(DryShare::Fixed(0.0)).chain(b.dry.iter().copied()) {
             let audio: Vec<Vec<f32>> =
                 speech.iter().map(|s| DryMix::new(factory.make(), dry).enhance_all(s)).collect();
             let (e, n) = wer(&recognizer, &audio, &clean_refs, tmp.path())?;
             println!(
                 "clean speech through {}: Whisper WER {:.2}% ({e}/{n})",
-                condition_name(mode, dry),
+                condition_name(mode, factory, dry),
                 100.0 * e as f64 / n as f64
             );
         }
@@ -164,7 +164,7 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
         for (mode, factory) in denoisers.iter().zip(&factories) {
             for &dry in &b.dry {
                 let audio = noisy.iter().map(|x| DryMix::new(factory.make(), dry).enhance_all(x)).collect();
-                conditions.push(Condition { name: condition_name(mode, dry), audio });
+                conditions.push(Condition { name: condition_name(mode, factory, dry), audio });
             }
         }
         let sdr = |audio: &[Vec<f32>]| {
@@ -192,8 +192,9 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
     speed(&speech, denoisers, &factories)
 }
 
-fn condition_name(mode: &EnhanceMode, dry: f32) -> String {
-    if dry == 0.0 { mode.to_string() } else { format!("{mode} + {dry} × input") }
+fn condition_name(mode: &EnhanceMode, factory: &EnhancerFactory, dry: DryShare) -> String {
+    let default = if factory.recognition_share() == Some(dry) { " (as --enhance)" } else { "" };
+    if dry == DryShare::Fixed(0.0) { mode.to_string() } else { format!("{mode} + {dry}{default}") }
 }
 
 /// Each denoiser's RTF on one thread (this loop is the only thread working) and output lag.

@@ -18,7 +18,7 @@ use crate::bench::serve::ServeBench;
 use crate::bench::tts;
 use crate::bench::tts::TtsBench;
 use crate::models;
-use crate::separation::EnhanceMode;
+use crate::separation::{DryShare, EnhanceMode};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -55,9 +55,11 @@ pub enum BenchCommand {
             default_value = "denoise:gtcrn,denoise:rnnoise,denoise:deepfilternet"
         )]
         denoisers: Vec<EnhanceMode>,
-        /// Also run each denoiser with these shares of the input added back (comma-separated).
+        /// Also run each denoiser with these shares of the input added back (comma-separated):
+        /// a number (0.5: output + 0.5 × input), `adaptive` (the share follows the local SNR the
+        /// denoiser implies, the whole input where it removes little) or `adaptive:LOW_DB:HIGH_DB`.
         #[arg(long, value_delimiter = ',')]
-        dry: Vec<f32>,
+        dry: Vec<DryShare>,
         /// Only the speed figures.
         #[arg(long)]
         speed_only: bool,

@@ -17,7 +17,7 @@ use crate::separation::{EnhanceMode, EnhancerFactory, enhance_file, separate_fil
 pub struct SeparateArgs {
     /// The recording (any format and rate hark reads).
     pub input: PathBuf,
-    /// denoise (GTCRN), denoise:rnnoise, denoise:deepfilternet, target:NAME (a speaker enrolled with `hark enroll`)
+    /// denoise (DeepFilterNet3), denoise:gtcrn, denoise:rnnoise, target:NAME (a speaker enrolled with `hark enroll`)
     /// or two-speakers.
     #[arg(long, default_value = "denoise")]
     pub mode: String,

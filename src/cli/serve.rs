@@ -20,8 +20,8 @@ pub struct ServeArgs {
     /// tcp://127.0.0.1:10300 [default: the config's wyoming.listen, else off].
     #[arg(long)]
     pub wyoming: Option<String>,
-    /// Enhance every stream, upload and the microphone before recognition: denoise (GTCRN),
-    /// denoise:rnnoise, denoise:deepfilternet or target:NAME [default: the config's
+    /// Enhance every stream, upload and the microphone before recognition: denoise
+    /// (DeepFilterNet3), denoise:gtcrn, denoise:rnnoise or target:NAME [default: the config's
     /// recognition.enhance, else none].
     #[arg(long, value_parser = parse_enhance)]
     pub enhance: Option<EnhanceMode>,

@@ -1,9 +1,10 @@
-//! Speech enhancement and separation stages, run before recognition: denoisers (GTCRN, RNNoise)
+//! Speech enhancement and separation stages, run before recognition: denoisers (DeepFilterNet3, GTCRN, RNNoise)
 //! that stream, target-speaker extraction, and blind two-speaker separation. Each is a plain
 //! struct; `pipeline` runs them as nodes.
 
 pub mod at48k;
 pub mod deepfilternet;
+mod dry_mix;
 pub mod gtcrn;
 pub mod metrics;
 pub mod mossformer;
@@ -22,6 +23,8 @@ use crate::audio::SAMPLE_RATE;
 use crate::audio::WavOut;
 use crate::error::{Error, Result};
 use crate::models;
+
+pub use dry_mix::{DryMix, DryShare};
 
 /// A streaming enhancer of 16 kHz mono audio. Output sample i corresponds to input sample i:
 /// `process` hands out what is final (it lags the input by at most the latency) and `finish`
@@ -44,11 +47,12 @@ pub trait Enhancer: Send {
 /// What an `--enhance` / `--mode` argument asks for in front of recognition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnhanceMode {
-    /// GTCRN (the default denoiser: 16 kHz, 32 ms latency).
-    Denoise,
+    /// GTCRN (16 kHz, 32 ms latency, the fastest).
+    DenoiseGtcrn,
     /// RNNoise through nnnoiseless (48 kHz, resampled around it).
     DenoiseRnnoise,
-    /// DeepFilterNet3 (48 kHz, resampled around it; 40 ms latency).
+    /// DeepFilterNet3, the default denoiser (48 kHz, resampled around it; 42.5 ms latency): the
+    /// only one that never raised Whisper's error rate in `hark bench denoise`.
     DenoiseDeepFilterNet,
     /// Keep only an enrolled speaker's voice (`hark enroll NAME FILE`).
     Target(String),
@@ -57,7 +61,7 @@ pub enum EnhanceMode {
 impl std::fmt::Display for EnhanceMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Denoise => write!(f, "denoise"),
+            Self::DenoiseGtcrn => write!(f, "denoise:gtcrn"),
             Self::DenoiseRnnoise => write!(f, "denoise:rnnoise"),
             Self::DenoiseDeepFilterNet => write!(f, "denoise:deepfilternet"),
             Self::Target(name) => write!(f, "target:{name}"),
@@ -70,13 +74,13 @@ impl FromStr for EnhanceMode {
 
     fn from_str(s: &str) -> Result<Self> {
         match s {
-            "denoise" | "denoise:gtcrn" => Ok(Self::Denoise),
+            "denoise:gtcrn" => Ok(Self::DenoiseGtcrn),
             "denoise:rnnoise" => Ok(Self::DenoiseRnnoise),
-            "denoise:deepfilternet" => Ok(Self::DenoiseDeepFilterNet),
+            "denoise" | "denoise:deepfilternet" => Ok(Self::DenoiseDeepFilterNet),
             _ => match s.strip_prefix("target:") {
                 Some(name) if !name.is_empty() => Ok(Self::Target(name.to_string())),
                 _ => Err(Error::InvalidInput(format!(
-                    "unknown enhancement '{s}': use denoise (GTCRN), denoise:rnnoise, denoise:deepfilternet or target:NAME (a speaker enrolled with `hark enroll`){}",
+                    "unknown enhancement '{s}': use denoise (DeepFilterNet3), denoise:gtcrn, denoise:rnnoise or target:NAME (a speaker enrolled with `hark enroll`){}",
                     if s == "two-speakers" {
                         "; two-speakers is for `hark separate` (two outputs), not in front of recognition"
                     } else {
@@ -88,12 +92,18 @@ impl FromStr for EnhanceMode {
     }
 }
 
-/// Share of the input added back to a denoiser's output in front of a recogniser: denoiser
-/// artifacts cost Whisper more than moderate noise. Chosen on dev-real in three real noises
-/// (`hark bench denoise --dry 0.25,0.5`, Whisper tiny.en): with 0.5, GTCRN's WER is below the
-/// noisy input's at 0, 5 and 10 dB SNR (−6.8, −0.4, −2.6% relative) and DeepFilterNet3's more so
-/// (−7.3, −4.6, −11.6%); with 0.25 GTCRN is worse than the noisy input at 5 and 10 dB.
-pub const RECOGNITION_DRY_MIX: f32 = 0.5;
+/// Share of the input added back to GTCRN's and RNNoise's output in front of a recogniser:
+/// denoiser artifacts cost Whisper more than moderate noise. Chosen on dev-real in three real
+/// noises (`hark bench denoise --dry 0.25,0.5`, Whisper tiny.en): with 0.5, GTCRN's WER is below
+/// the noisy input's at 0, 5 and 10 dB SNR (−2.5, −0.4, −2.6% relative), with 0.25 above it at 5
+/// and 10 dB; the adaptive share is worse for GTCRN at 5 and 10 dB (+1.5, +11.6%).
+pub const RECOGNITION_DRY_SHARE: DryShare = DryShare::Fixed(0.5);
+
+/// DeepFilterNet3's share in front of a recogniser: the adaptive one, which alone keeps clean
+/// speech as recognised without enhancement (13/232 errors on dev-real; 0.5 gives 14) while
+/// lowering Whisper's WER at 0, 5 and 10 dB SNR (−9.3, −8.5, −9.7% relative; `hark bench denoise
+/// --dry 0.5,adaptive`).
+pub const DEEPFILTERNET_RECOGNITION_SHARE: DryShare = DryShare::ADAPTIVE;
 
 /// A loaded enhancement model that makes one [`Enhancer`] per stream (the weights are shared).
 #[derive(Clone)]
@@ -114,7 +124,7 @@ impl EnhancerFactory {
     /// Loads what `mode` needs, installing the model on first use.
     pub fn load(mode: &EnhanceMode) -> Result<Self> {
         match mode {
-            EnhanceMode::Denoise => {
+            EnhanceMode::DenoiseGtcrn => {
                 Ok(Self::Gtcrn(Arc::new(gtcrn::Gtcrn::load(&models::resolve("gtcrn")?)?)))
             }
             EnhanceMode::DenoiseRnnoise => Ok(Self::Rnnoise),
@@ -130,15 +140,22 @@ impl EnhancerFactory {
         }
     }
 
-    /// The enhancer in front of a recogniser: a denoiser's output with [`RECOGNITION_DRY_MIX`]
-    /// of its input added back.
+    /// The enhancer in front of a recogniser: a denoiser's output with its share of the input
+    /// added back.
     pub fn make_for_recognition(&self) -> Box<dyn Enhancer> {
+        match self.recognition_share() {
+            Some(share) => Box::new(DryMix::new(self.make(), share)),
+            None => self.make(),
+        }
+    }
+
+    /// How much of the input goes back in front of a recogniser (None: the enhancer's own output).
+    pub fn recognition_share(&self) -> Option<DryShare> {
         match self {
-            Self::Gtcrn(_) | Self::Rnnoise | Self::DeepFilterNet(_) => {
-                Box::new(DryMix::new(self.make(), RECOGNITION_DRY_MIX))
-            }
+            Self::Gtcrn(_) | Self::Rnnoise => Some(RECOGNITION_DRY_SHARE),
+            Self::DeepFilterNet(_) => Some(DEEPFILTERNET_RECOGNITION_SHARE),
             // VoiceFilter-Lite blends with its input itself (adaptive suppression).
-            Self::Target(..) => self.make(),
+            Self::Target(..) => None,
         }
     }
 
@@ -210,46 +227,4 @@ pub fn enhance_file(
     writer.write(&enhancer.finish())?;
     writer.commit()?;
     Ok(received as f64 / SAMPLE_RATE as f64)
-}
-
-/// An enhancer's output with a share of its input added back ("observation adding", Iwamoto
-/// et al. 2022): recognisers suffer more from a denoiser's artifacts than from moderate noise, and
-/// a little of the original signal masks the artifacts.
-pub struct DryMix {
-    inner: Box<dyn Enhancer>,
-    dry: f32,
-    /// Input not yet matched by output (the output is aligned with the input).
-    input: std::collections::VecDeque<f32>,
-}
-
-impl DryMix {
-    pub fn new(inner: Box<dyn Enhancer>, dry: f32) -> Self {
-        Self { inner, dry, input: Default::default() }
-    }
-
-    fn mix(&mut self, mut out: Vec<f32>) -> Vec<f32> {
-        for v in &mut out {
-            *v += self.dry * self.input.pop_front().unwrap_or(0.0);
-        }
-        out
-    }
-}
-
-impl Enhancer for DryMix {
-    fn process(&mut self, input: &[f32]) -> Vec<f32> {
-        self.input.extend(input);
-        let out = self.inner.process(input);
-        self.mix(out)
-    }
-
-    fn finish(&mut self) -> Vec<f32> {
-        let out = self.inner.finish();
-        let out = self.mix(out);
-        self.input.clear();
-        out
-    }
-
-    fn latency_samples(&self) -> usize {
-        self.inner.latency_samples()
-    }
 }
