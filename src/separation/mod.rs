@@ -1,6 +1,6 @@
-//! Speech enhancement and separation stages, run before recognition: denoisers (DeepFilterNet3, GTCRN, RNNoise)
-//! that stream, target-speaker extraction, and blind two-speaker separation. Each is a plain
-//! struct; `pipeline` runs them as nodes.
+//! Speech enhancement and separation stages, run before recognition: denoisers (DeepFilterNet3,
+//! GTCRN, RNNoise) that stream, target-speaker extraction, and blind two-speaker separation. Each
+//! is a plain struct; `pipeline` runs them as nodes.
 
 pub mod at48k;
 pub mod deepfilternet;
