@@ -25,9 +25,13 @@ pub enum DryShare {
 /// Time constant of the speech and noise energies behind the adaptive share.
 pub const SNR_WINDOW_SECONDS: f32 = 0.5;
 
+/// The adaptive share's input share in noise: `output + 0.5 × input`, scaled to unit gain.
+const ADAPTIVE_MIN_SHARE: f32 = 1.0 / 3.0;
+
 impl DryShare {
     /// The adaptive share with its measured settings (`hark bench denoise --dry adaptive`).
-    pub const ADAPTIVE: DryShare = DryShare::Adaptive { min: 1.0 / 3.0, low_db: 10.0, high_db: 20.0 };
+    pub const ADAPTIVE: DryShare =
+        DryShare::Adaptive { min: ADAPTIVE_MIN_SHARE, low_db: 10.0, high_db: 20.0 };
 }
 
 impl fmt::Display for DryShare {
@@ -60,8 +64,7 @@ impl FromStr for DryShare {
                 if !low_db.is_finite() || !high_db.is_finite() || low_db >= high_db {
                     return Err(bad());
                 }
-                let Self::Adaptive { min, .. } = Self::ADAPTIVE else { unreachable!() };
-                Ok(Self::Adaptive { min, low_db, high_db })
+                Ok(Self::Adaptive { min: ADAPTIVE_MIN_SHARE, low_db, high_db })
             }
             None => match s.parse::<f32>() {
                 Ok(share) if share.is_finite() && share >= 0.0 => Ok(Self::Fixed(share)),

@@ -63,11 +63,6 @@ impl NgramLm {
         self.order
     }
 
-    /// Whether keys of `k` tokens fit 32 bits in the file.
-    fn narrow_keys(&self, k: usize) -> bool {
-        k as u32 * self.bits <= 32
-    }
-
     /// Trains on token sequences (each a sentence, without the start token).
     pub fn train(
         sentences: impl Iterator<Item = Vec<u32>>,
@@ -76,7 +71,7 @@ impl NgramLm {
     ) -> Result<Self> {
         let bits = bits_for(vocab_size);
         let order = opts.order;
-        if order < 1 || order as u32 * bits > 56 {
+        if !keys_fit(order, bits) {
             return Err(Error::Model(format!(
                 "an order-{order} LM over {vocab_size} tokens does not fit 56-bit keys"
             )));
@@ -196,25 +191,20 @@ impl NgramLm {
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut columns: Vec<(String, Dtype, usize, Vec<u8>)> = Vec::new();
         for (name, table) in [("alpha", &self.alpha), ("gamma", &self.gamma)] {
-            for k in 0..=self.order {
-                let (keys, values) = sorted(table, k);
-                if keys.is_empty() {
-                    continue;
-                }
-                let n = keys.len();
-                let key_bytes: Vec<u8> = if self.narrow_keys(k) {
-                    keys.iter().flat_map(|&key| (key as u32).to_le_bytes()).collect()
+            // Sorted by key, the entries come grouped by order (the length is the top byte).
+            let mut entries: Vec<(u64, f32)> = table.iter().map(|(&k, &v)| (k, v)).collect();
+            entries.sort_unstable_by_key(|e| e.0);
+            for group in entries.chunk_by(|a, b| a.0 >> 56 == b.0 >> 56) {
+                let (k, n) = ((group[0].0 >> 56) as usize, group.len());
+                let tokens = |key: u64| key & ((1 << 56) - 1);
+                let (dtype, key_bytes): (Dtype, Vec<u8>) = if narrow_keys(k, self.bits) {
+                    (Dtype::U32, group.iter().flat_map(|e| (tokens(e.0) as u32).to_le_bytes()).collect())
                 } else {
-                    keys.iter().flat_map(|key| key.to_le_bytes()).collect()
+                    (Dtype::U64, group.iter().flat_map(|e| tokens(e.0).to_le_bytes()).collect())
                 };
-                let dtype = if self.narrow_keys(k) { Dtype::U32 } else { Dtype::U64 };
+                let value_bytes = group.iter().flat_map(|e| e.1.to_le_bytes()).collect();
                 columns.push((format!("{name}.{k}.keys"), dtype, n, key_bytes));
-                columns.push((
-                    format!("{name}.{k}.values"),
-                    Dtype::F32,
-                    n,
-                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                ));
+                columns.push((format!("{name}.{k}.values"), Dtype::F32, n, value_bytes));
             }
         }
         let tensors = columns
@@ -256,10 +246,9 @@ impl NgramLm {
         let order = num("order")? as usize;
         let vocab_size = num("vocab_size")? as usize;
         let bits = bits_for(vocab_size);
-        if order < 1 || order as u32 * bits > 56 {
+        if !keys_fit(order, bits) {
             return Err(bad(format!("an order-{order} LM over {vocab_size} tokens")));
         }
-        let narrow = |k: usize| k as u32 * bits <= 32;
         let table = |name: &str| -> Result<FxHashMap<u64, f32>> {
             let mut map = FxHashMap::default();
             for k in 0..=order {
@@ -267,7 +256,7 @@ impl NgramLm {
                 if st.tensor(&keys_name).is_err() {
                     continue;
                 }
-                let (width, dtype) = if narrow(k) { (4, Dtype::U32) } else { (8, Dtype::U64) };
+                let (width, dtype) = if narrow_keys(k, bits) { (4, Dtype::U32) } else { (8, Dtype::U64) };
                 let keys = column(&keys_name, dtype)?;
                 let values = column(&format!("{name}.{k}.values"), Dtype::F32)?;
                 if keys.len() / width != values.len() / 4 {
@@ -309,16 +298,14 @@ fn view(dtype: Dtype, n: usize, data: &[u8]) -> Result<TensorView<'_>> {
     TensorView::new(dtype, vec![n], data).map_err(|e| Error::Model(format!("{e}")))
 }
 
-/// The entries of one order, sorted, their keys without the length byte.
-fn sorted(map: &FxHashMap<u64, f32>, order: usize) -> (Vec<u64>, Vec<f32>) {
-    let tokens_mask = (1u64 << 56) - 1;
-    let mut entries: Vec<(u64, f32)> = map
-        .iter()
-        .filter(|&(&k, _)| (k >> 56) as usize == order)
-        .map(|(&k, &v)| (k & tokens_mask, v))
-        .collect();
-    entries.sort_by_key(|e| e.0);
-    entries.into_iter().unzip()
+/// Whether n-grams up to `order` fit the 56 bits a key gives its tokens.
+fn keys_fit(order: usize, bits: u32) -> bool {
+    order >= 1 && order as u32 * bits <= 56
+}
+
+/// Whether keys of `k` tokens fit 32 bits in the file.
+fn narrow_keys(k: usize, bits: u32) -> bool {
+    k as u32 * bits <= 32
 }
 
 /// Kneser-Ney's discount for one order from its counts of counts: n1 / (n1 + 2 n2).
