@@ -1,5 +1,7 @@
 //! File decoding on symphonia: WAV, FLAC, MP3, Ogg Vorbis (and whatever else symphonia's default
-//! registry reads), packet by packet, so memory stays flat however long the file is.
+//! registry reads), packet by packet, so memory stays flat however long the file is. Opus, which
+//! symphonia demuxes but cannot decode, is decoded by libopus (the `opus` crate hark also encodes
+//! with), its packets trimmed as the container says (pre-skip, end padding).
 
 use std::fs::File;
 use std::path::Path;
@@ -23,9 +25,49 @@ pub struct AudioInfo {
     pub duration_s: Option<f64>,
 }
 
+/// What turns the container's packets into samples.
+enum Codec {
+    Symphonia(Box<dyn AudioDecoder>),
+    /// libopus at 48 kHz; `pcm` holds one packet's interleaved output (at most 120 ms).
+    Opus {
+        decoder: opus::Decoder,
+        pcm: Vec<f32>,
+    },
+}
+
+/// The longest Opus packet: 120 ms at 48 kHz.
+const OPUS_MAX_FRAMES: usize = 5760;
+
+impl Codec {
+    fn new(params: &symphonia::core::codecs::audio::AudioCodecParameters) -> Result<Self> {
+        if params.codec == CODEC_ID_OPUS {
+            let channels = match params.channels.as_ref().map(|c| c.count()) {
+                Some(1) => opus::Channels::Mono,
+                Some(2) => opus::Channels::Stereo,
+                other => {
+                    return Err(Error::UnsupportedCodec(format!(
+                        "Opus with {} channels (multistream) cannot be decoded by hark",
+                        other.unwrap_or(0)
+                    )));
+                }
+            };
+            let decoder = opus::Decoder::new(48_000, channels)
+                .map_err(|e| Error::UnsupportedCodec(format!("Opus decoder: {e}")))?;
+            let n = channels as usize;
+            return Ok(Self::Opus { decoder, pcm: vec![0.0; OPUS_MAX_FRAMES * n] });
+        }
+        symphonia::default::get_codecs()
+            .make_audio_decoder(params, &AudioDecoderOptions::default())
+            .map(Self::Symphonia)
+            .map_err(|_| {
+                Error::UnsupportedCodec(format!("{} cannot be decoded by hark", codec_name(params.codec)))
+            })
+    }
+}
+
 pub struct FileDecoder {
     format: Box<dyn FormatReader>,
-    decoder: Box<dyn AudioDecoder>,
+    codec: Codec,
     track_id: u32,
     info: AudioInfo,
     buf: Vec<f32>,
@@ -83,12 +125,10 @@ impl FileDecoder {
             .and_then(|p| p.audio())
             .ok_or_else(|| Error::NotAudio("the audio track has no codec parameters".into()))?
             .clone();
-        let decoder = symphonia::default::get_codecs()
-            .make_audio_decoder(&params, &AudioDecoderOptions::default())
-            .map_err(|_| {
-                Error::UnsupportedCodec(format!("{} cannot be decoded by hark", codec_name(params.codec)))
-            })?;
-        let sample_rate = params.sample_rate.unwrap_or(0);
+        let codec = Codec::new(&params)?;
+        // Opus always decodes at 48 kHz, whatever rate the encoder was given.
+        let sample_rate =
+            if params.codec == CODEC_ID_OPUS { 48_000 } else { params.sample_rate.unwrap_or(0) };
         let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
         // A WAV written while streaming (by hark's /v1/audio/speech, ffmpeg to a pipe) states the
         // largest size a 32-bit header holds: its length is unknown, not ~12 hours long.
@@ -104,7 +144,7 @@ impl FileDecoder {
         }
         Ok(Self {
             format,
-            decoder,
+            codec,
             track_id,
             info: AudioInfo { sample_rate, channels, duration_s },
             buf: Vec::new(),
@@ -139,38 +179,55 @@ impl FileDecoder {
                 continue;
             }
             let position_s = self.position_s();
-            match self.decoder.decode(&packet) {
-                Ok(decoded) => {
-                    let spec = decoded.spec();
-                    if spec.rate() != self.info.sample_rate || spec.channels().count() != self.info.channels {
-                        return Err(Error::CorruptAudio {
-                            position_s,
-                            reason: format!(
-                                "the stream changes format mid-file ({} Hz, {} channels)",
-                                spec.rate(),
-                                spec.channels().count()
-                            ),
-                        });
+            let decoded = match &mut self.codec {
+                Codec::Symphonia(decoder) => match decoder.decode(&packet) {
+                    Ok(decoded) => {
+                        let spec = decoded.spec();
+                        if spec.rate() != self.info.sample_rate
+                            || spec.channels().count() != self.info.channels
+                        {
+                            return Err(Error::CorruptAudio {
+                                position_s,
+                                reason: format!(
+                                    "the stream changes format mid-file ({} Hz, {} channels)",
+                                    spec.rate(),
+                                    spec.channels().count()
+                                ),
+                            });
+                        }
+                        decoded.copy_to_vec_interleaved(&mut self.buf);
+                        Ok(())
                     }
-                    decoded.copy_to_vec_interleaved(&mut self.buf);
+                    Err(SymError::DecodeError(reason)) => Err(reason.to_string()),
+                    Err(e) => return Err(Error::CorruptAudio { position_s, reason: e.to_string() }),
+                },
+                Codec::Opus { decoder, pcm } => match decoder.decode_float(&packet.data, pcm, false) {
+                    Ok(frames) => {
+                        // Pre-skip at the start and padding at the end are not audio.
+                        let channels = self.info.channels;
+                        let start = (packet.trim_start.get() as usize).min(frames);
+                        let end = frames.saturating_sub(packet.trim_end.get() as usize).max(start);
+                        self.buf.clear();
+                        self.buf.extend_from_slice(&pcm[start * channels..end * channels]);
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            match decoded {
+                Ok(()) => {
                     if self.buf.is_empty() {
                         continue;
                     }
                     self.frames_out += (self.buf.len() / self.info.channels) as u64;
                     return Ok(Some(&self.buf));
                 }
-                Err(SymError::DecodeError(reason)) => {
+                Err(reason) => {
                     self.decode_errors += 1;
-                    tracing::warn!(position_s = self.position_s(), reason, "skipping an undecodable packet");
+                    tracing::warn!(position_s, reason, "skipping an undecodable packet");
                     if self.decode_errors > MAX_DECODE_ERRORS {
-                        return Err(Error::CorruptAudio {
-                            position_s: self.position_s(),
-                            reason: reason.into(),
-                        });
+                        return Err(Error::CorruptAudio { position_s, reason });
                     }
-                }
-                Err(e) => {
-                    return Err(Error::CorruptAudio { position_s: self.position_s(), reason: e.to_string() });
                 }
             }
         }
