@@ -10,6 +10,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 
 use crate::asr::transducer::config::LatencyPoint;
 use crate::asr::transducer::init;
@@ -19,17 +20,20 @@ use crate::asr::transducer::{Lookahead, TransducerConfig, TransducerModel, Vocab
 use crate::audio::FileSource;
 use crate::features::MelFrontend;
 
-/// Frame-weighted mean lookahead (ms) of `model` in adaptive mode over `mels`.
+/// Frame-weighted mean lookahead (ms) of `model` in adaptive mode over `mels`, the utterances
+/// encoded in parallel (calibration passes over them some thirty times; on a lent GPU machine
+/// this runs on its many CPU cores after the training budget).
 pub fn mean_lookahead(model: &TransducerModel, mels: &[Tensor]) -> anyhow::Result<f64> {
-    let (mut sum, mut n) = (0f64, 0usize);
-    for mel in mels {
-        // Only the readiness is needed: the head's projection is skipped.
-        let (_, _, ready_mel) = model.encode_hidden(mel, Lookahead::Adaptive)?;
-        for (k, &r) in ready_mel.iter().enumerate() {
-            sum += lookahead_ms(k, r) as f64;
-            n += 1;
-        }
-    }
+    let per_utterance = mels
+        .par_iter()
+        .map(|mel| {
+            // Only the readiness is needed: the head's projection is skipped.
+            let (_, _, ready_mel) = model.encode_hidden(mel, Lookahead::Adaptive)?;
+            let sum: f64 = ready_mel.iter().enumerate().map(|(k, &r)| lookahead_ms(k, r) as f64).sum();
+            Ok((sum, ready_mel.len()))
+        })
+        .collect::<anyhow::Result<Vec<(f64, usize)>>>()?;
+    let (sum, n) = per_utterance.iter().fold((0f64, 0usize), |(s, n), &(a, b)| (s + a, n + b));
     Ok(sum / n.max(1) as f64)
 }
 
