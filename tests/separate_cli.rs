@@ -169,4 +169,22 @@ speakers = 2
     let parts = model.separate(&vec![0.01; 4000]).unwrap();
     assert_eq!(parts.len(), 2);
     assert!(parts.iter().all(|p| p.len() == 4000 && p.iter().all(|v| v.is_finite())));
+
+    // Fine-tuning from it (init_model) starts where it ended, not from random weights.
+    let recipe = std::fs::read_to_string(&config).unwrap();
+    let tuned = dir.path().join("tuned.toml");
+    let tuned_recipe = recipe
+        .replace(
+            "output = \"runs/tiny-separator\"",
+            "output = \"runs/tuned\"\ninit_model = \"runs/tiny-separator\"",
+        )
+        .replace("steps = 60", "steps = 5")
+        .replace("lr = 3e-3", "lr = 1e-4");
+    std::fs::write(&tuned, &tuned_recipe).unwrap();
+    let tuned_losses = hark::train::separation::train(&tuned, false, &candle_core::Device::Cpu).unwrap();
+    assert!(mean(&tuned_losses) > first + 2.0, "fine-tuning started at {:.2} dB", mean(&tuned_losses));
+    // A model of another shape is refused, naming both shapes.
+    std::fs::write(&tuned, tuned_recipe.replace("blocks = 1", "blocks = 2")).unwrap();
+    let err = hark::train::separation::train(&tuned, false, &candle_core::Device::Cpu).unwrap_err();
+    assert!(format!("{err:#}").contains("has the shape"), "{err:#}");
 }

@@ -281,6 +281,11 @@ impl TwoSpeakerSeparator {
         Ok(Self { config, weights })
     }
 
+    /// The weights, f32 on the CPU (to start a training run from them).
+    pub fn into_weights(self) -> HashMap<String, Tensor> {
+        self.weights
+    }
+
     /// Separates a mixture at the model's rate into one signal per speaker, each as long as the
     /// mixture. The whole recording is one input: the global attention sees all of it, and the
     /// memory grows linearly with its length.

@@ -21,7 +21,7 @@ use crate::asr::transducer::init::Rng;
 use crate::audio::FileSource;
 use crate::audio::Resampler;
 use crate::audio::SAMPLE_RATE;
-use crate::separation::mossformer::{Separator, SeparatorConfig, init};
+use crate::separation::mossformer::{Separator, SeparatorConfig, TwoSpeakerSeparator, init};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +32,10 @@ pub struct SeparationTrainConfig {
     pub train: Vec<PathBuf>,
     #[serde(default)]
     pub model: SeparatorConfig,
+    /// A separator folder (relative to the config file) whose weights start the run instead of
+    /// random ones: fine-tuning on new voices. Its shape must be `model`'s.
+    #[serde(default)]
+    pub init_model: Option<PathBuf>,
     /// Seconds per training mixture.
     #[serde(default = "default_segment")]
     pub segment_s: f32,
@@ -155,23 +159,40 @@ fn draw(x: &[f32], len: usize, perturb: f32, rng: &mut Rng) -> Vec<f32> {
     change_speed_linear(&stretch, factor, len)
 }
 
-/// A batch of two-speaker mixtures `[B, L]` and their sources `[B, 2, L]`, on `device`.
+/// The sources grouped by speaker (indices into `sources`), in a fixed order.
+fn by_speaker(sources: &[Source]) -> Vec<Vec<usize>> {
+    let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (i, s) in sources.iter().enumerate() {
+        groups.entry(&s.speaker).or_default().push(i);
+    }
+    groups.into_values().collect()
+}
+
+/// Two different speakers of `n` (n ≥ 2), each pair equally likely.
+fn two_speakers(n: usize, rng: &mut Rng) -> (usize, usize) {
+    let first = (rng.next_u64() % n as u64) as usize;
+    let second = (first + 1 + (rng.next_u64() % (n as u64 - 1)) as usize) % n;
+    (first, second)
+}
+
+/// A batch of two-speaker mixtures `[B, L]` and their sources `[B, 2, L]`, on `device`. Each
+/// mixture draws two different speakers uniformly, then one recording of each: a corpus of many
+/// short recordings (spoken digits) weighs no more than a speaker with a few long ones.
 fn batch(
     sources: &[Source],
+    speakers: &[Vec<usize>],
     cfg: &SeparationTrainConfig,
     rng: &mut Rng,
     device: &Device,
 ) -> anyhow::Result<(Tensor, Tensor)> {
     let len = (cfg.segment_s * cfg.model.sample_rate as f32) as usize;
+    let pick =
+        |group: &[usize], rng: &mut Rng| &sources[group[(rng.next_u64() % group.len() as u64) as usize]];
     let (mut mixes, mut refs) = (Vec::new(), Vec::new());
     for _ in 0..cfg.batch {
-        let a = &sources[(rng.next_u64() % sources.len() as u64) as usize];
-        let b = loop {
-            let b = &sources[(rng.next_u64() % sources.len() as u64) as usize];
-            if b.speaker != a.speaker {
-                break b;
-            }
-        };
+        let (first, second) = two_speakers(speakers.len(), rng);
+        let a = pick(&speakers[first], rng);
+        let b = pick(&speakers[second], rng);
         let (mut s1, mut s2) =
             (draw(&a.samples, len, cfg.speed_perturb, rng), draw(&b.samples, len, cfg.speed_perturb, rng));
         let db = (rng.uniform() * 2.0 - 1.0) * cfg.level_db / 2.0;
@@ -251,7 +272,7 @@ pub fn train(config_path: &Path, resume: bool, device: &Device) -> anyhow::Resul
     }
     let t0 = Instant::now();
     let sources = load_sources(&manifests, cfg.model.sample_rate)?;
-    let speakers: std::collections::HashSet<&str> = sources.iter().map(|s| s.speaker.as_str()).collect();
+    let speakers = by_speaker(&sources);
     if speakers.len() < 2 {
         bail!("the training manifests name {} speaker(s); mixtures need at least two", speakers.len());
     }
@@ -268,7 +289,23 @@ pub fn train(config_path: &Path, resume: bool, device: &Device) -> anyhow::Resul
     std::fs::create_dir_all(&output).with_context(|| format!("creating {}", output.display()))?;
     let (checkpoint, state_path) = super::checkpoint_paths(&output);
     let mut start = 0;
-    let mut weights = init(&cfg.model, cfg.seed)?;
+    let mut weights = match &cfg.init_model {
+        Some(dir) => {
+            let dir = base.join(dir);
+            let initial =
+                TwoSpeakerSeparator::load(&dir).with_context(|| format!("init_model {}", dir.display()))?;
+            if initial.config != cfg.model {
+                bail!(
+                    "init_model {} has the shape {:?}, the recipe's [model] is {:?}",
+                    dir.display(),
+                    initial.config,
+                    cfg.model
+                );
+            }
+            initial.into_weights()
+        }
+        None => init(&cfg.model, cfg.seed)?,
+    };
     if resume && checkpoint.is_file() {
         weights = candle_core::safetensors::load(&checkpoint, &Device::Cpu)?;
         let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_path)?)?;
@@ -307,7 +344,7 @@ pub fn train(config_path: &Path, resume: bool, device: &Device) -> anyhow::Resul
     for step in start..cfg.steps {
         let lr = super::layers::warmup_cosine(cfg.lr, step, cfg.warmup, cfg.steps, 0.05);
         opt.set_learning_rate(lr);
-        let (mix, reference) = batch(&sources, &cfg, &mut rng, device)?;
+        let (mix, reference) = batch(&sources, &speakers, &cfg, &mut rng, device)?;
         let tensors = current();
         let model = Separator { config: &cfg.model, weights: &tensors };
         let est = model.forward(&mix)?;
@@ -387,6 +424,27 @@ mod tests {
     }
 
     /// Zero crossings per sample of a signal (twice its frequency, for a pure tone).
+    #[test]
+    fn mixtures_draw_speakers_not_recordings() {
+        // A speaker with many short recordings weighs as much as one with a single recording.
+        let source = |speaker: &str| Source { speaker: speaker.into(), samples: vec![0.0; 10] };
+        let mut sources: Vec<Source> = (0..100).map(|_| source("digits")).collect();
+        sources.push(source("reader-a"));
+        sources.push(source("reader-b"));
+        let groups = by_speaker(&sources);
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [100, 1, 1]);
+        let mut rng = Rng::new(5);
+        let mut counts = [0usize; 3];
+        for _ in 0..3000 {
+            let (a, b) = two_speakers(3, &mut rng);
+            assert_ne!(a, b);
+            counts[a] += 1;
+            counts[b] += 1;
+        }
+        // Each speaker is in two thirds of the pairs.
+        assert!(counts.iter().all(|&c| (1850..2150).contains(&c)), "{counts:?}");
+    }
+
     fn crossing_rate(x: &[f32]) -> f32 {
         x.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count() as f32 / x.len() as f32
     }
