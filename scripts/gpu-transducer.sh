@@ -11,7 +11,8 @@
 #   the tracked files plus .cache/gpu under the 64 MiB one device call carries.
 # device: on the GPU machine (CUDA 13 libraries from its PyTorch, no network): unpacks hark and
 #   runs models/train/ancat-tiny.en-gpu.toml (6 minutes of encoding and training by its time
-#   budget, then calibration on 100 utterances); the model folder and the log go to $OUT. DEVICE=cpu rehearses it here.
+#   budget, then calibration on 100 utterances); the model folder and the log go to $OUT.
+#   DEVICE=cpu rehearses it here.
 # adopt: copies the LM beside the returned model and evaluates it on the dev sets with the
 #   default decoding, next to the default model's figures in models/README.md.
 set -euo pipefail
@@ -98,7 +99,7 @@ case "${1:-}" in
     device) device ;;
     adopt) adopt "${2:?adopt needs the folder the device call returned (files_at)}" ;;
     *)
-        sed -n 2,16p "$0" | sed 's/^# \{0,1\}//'
+        sed -n 2,17p "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

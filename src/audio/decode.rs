@@ -35,6 +35,8 @@ enum Codec {
     },
 }
 
+/// libopus decodes at this rate (Opus's own; pre-skip and granules count in it).
+const OPUS_RATE: u32 = 48_000;
 /// The longest Opus packet: 120 ms at 48 kHz.
 const OPUS_MAX_FRAMES: usize = 5760;
 
@@ -51,7 +53,7 @@ impl Codec {
                     )));
                 }
             };
-            let decoder = opus::Decoder::new(48_000, channels)
+            let decoder = opus::Decoder::new(OPUS_RATE, channels)
                 .map_err(|e| Error::UnsupportedCodec(format!("Opus decoder: {e}")))?;
             let n = channels as usize;
             return Ok(Self::Opus { decoder, pcm: vec![0.0; OPUS_MAX_FRAMES * n] });
@@ -62,6 +64,15 @@ impl Codec {
             .map_err(|_| {
                 Error::UnsupportedCodec(format!("{} cannot be decoded by hark", codec_name(params.codec)))
             })
+    }
+
+    /// The rate of the samples it puts out: libopus always decodes at 48 kHz, whatever rate the
+    /// encoder was given; symphonia's decoders at the stream's own.
+    fn output_rate(&self, params: &symphonia::core::codecs::audio::AudioCodecParameters) -> u32 {
+        match self {
+            Self::Opus { .. } => OPUS_RATE,
+            Self::Symphonia(_) => params.sample_rate.unwrap_or(0),
+        }
     }
 }
 
@@ -126,9 +137,7 @@ impl FileDecoder {
             .ok_or_else(|| Error::NotAudio("the audio track has no codec parameters".into()))?
             .clone();
         let codec = Codec::new(&params)?;
-        // Opus always decodes at 48 kHz, whatever rate the encoder was given.
-        let sample_rate =
-            if params.codec == CODEC_ID_OPUS { 48_000 } else { params.sample_rate.unwrap_or(0) };
+        let sample_rate = codec.output_rate(&params);
         let channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
         // A WAV written while streaming (by hark's /v1/audio/speech, ffmpeg to a pipe) states the
         // largest size a 32-bit header holds: its length is unknown, not ~12 hours long.

@@ -423,7 +423,6 @@ mod tests {
         );
     }
 
-    /// Zero crossings per sample of a signal (twice its frequency, for a pure tone).
     #[test]
     fn mixtures_draw_speakers_not_recordings() {
         // A speaker with many short recordings weighs as much as one with a single recording.
@@ -445,6 +444,7 @@ mod tests {
         assert!(counts.iter().all(|&c| (1850..2150).contains(&c)), "{counts:?}");
     }
 
+    /// Zero crossings per sample of a signal (twice its frequency, for a pure tone).
     fn crossing_rate(x: &[f32]) -> f32 {
         x.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count() as f32 / x.len() as f32
     }
