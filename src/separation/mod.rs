@@ -2,9 +2,9 @@
 //! GTCRN, RNNoise) that stream, target-speaker extraction, and blind two-speaker separation. Each
 //! is a plain struct; `pipeline` runs them as nodes.
 
-pub mod at48k;
 pub mod deepfilternet;
 mod dry_mix;
+pub mod framed;
 pub mod gtcrn;
 pub mod metrics;
 pub mod mossformer;

@@ -5,7 +5,10 @@
 
 use nnnoiseless::DenoiseState;
 
-use super::at48k::{At48k, FRAME, FrameDenoiser};
+use super::framed::{FrameDenoiser, Framed};
+
+/// nnnoiseless works at 48 kHz.
+const RATE: u32 = 48_000;
 
 /// RNNoise works on 16-bit sample values.
 const SCALE: f32 = 32_768.0;
@@ -16,6 +19,10 @@ pub struct Rnnoise {
 }
 
 impl FrameDenoiser for Rnnoise {
+    fn rate(&self) -> u32 {
+        RATE
+    }
+
     fn frame(&mut self, input: &[f32], output: &mut [f32]) {
         self.scaled.clear();
         self.scaled.extend(input.iter().map(|s| s * SCALE));
@@ -32,11 +39,14 @@ impl FrameDenoiser for Rnnoise {
     }
 }
 
-pub type RnnoiseEnhancer = At48k<Rnnoise>;
+pub type RnnoiseEnhancer = Framed<Rnnoise>;
 
 impl Default for RnnoiseEnhancer {
     fn default() -> Self {
-        Self::new(Rnnoise { state: DenoiseState::new(), scaled: Vec::with_capacity(FRAME) })
+        Self::new(Rnnoise {
+            state: DenoiseState::new(),
+            scaled: Vec::with_capacity(DenoiseState::FRAME_SIZE),
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use crate::separation::at48k::{FRAME, FrameDenoiser};
+use crate::separation::framed::FrameDenoiser;
 
 /// The level speech is raised to (RMS): −26 dBFS.
 const TARGET_RMS: f32 = 0.05;
@@ -31,9 +31,10 @@ pub struct LevelNormalised<D> {
 
 impl<D: FrameDenoiser> LevelNormalised<D> {
     pub fn new(inner: D) -> Self {
-        let in_flight = inner.delay().div_ceil(FRAME);
+        let in_flight = inner.delay().div_ceil(inner.frame_len());
         let gains = std::iter::repeat_n(1.0, in_flight).collect();
-        Self { inner, power: None, gains, scaled: vec![0.0; FRAME] }
+        let scaled = vec![0.0; inner.frame_len()];
+        Self { inner, power: None, gains, scaled }
     }
 
     fn gain(&mut self, frame: &[f32]) -> f32 {
@@ -52,6 +53,10 @@ impl<D: FrameDenoiser> LevelNormalised<D> {
 }
 
 impl<D: FrameDenoiser> FrameDenoiser for LevelNormalised<D> {
+    fn rate(&self) -> u32 {
+        self.inner.rate()
+    }
+
     fn frame(&mut self, input: &[f32], output: &mut [f32]) {
         let gain = self.gain(input);
         for (s, &x) in self.scaled.iter_mut().zip(input) {
@@ -83,6 +88,10 @@ mod tests {
     struct Gate;
 
     impl FrameDenoiser for Gate {
+        fn rate(&self) -> u32 {
+            48_000
+        }
+
         fn frame(&mut self, input: &[f32], output: &mut [f32]) {
             for (o, &x) in output.iter_mut().zip(input) {
                 *o = if x.abs() > 0.01 { x } else { 0.0 };
@@ -102,7 +111,7 @@ mod tests {
         let tone: Vec<f32> = (0..48_000).map(|i| 0.0007 * (i as f32 * 0.05).sin()).collect();
         let mut d = LevelNormalised::new(Gate);
         let mut out = vec![0f32; tone.len()];
-        for (i, o) in tone.chunks_exact(FRAME).zip(out.chunks_exact_mut(FRAME)) {
+        for (i, o) in tone.chunks_exact(480).zip(out.chunks_exact_mut(480)) {
             d.frame(i, o);
         }
         let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();

@@ -1,9 +1,14 @@
-//! The DeepFilterNet3 denoiser (48 kHz, run inside hark's 16 kHz streams by [`At48k`]): a
-//! 960-point STFT with hop 480 and a Vorbis window, the network ([`model`]) per frame, an ERB
-//! gain per band over the whole spectrum, and a five-tap complex deep filter over the lowest 96
-//! bins. It looks two frames ahead, so its algorithmic latency is the window and two hops: 40 ms.
-//! The runtime around the network follows the package's C runtime (libDF), against whose output
-//! `tests/reference/deepfilternet/` checks it.
+//! The DeepFilterNet3 denoiser (48 kHz): a 960-point STFT with hop 480 and a Vorbis window, the
+//! network ([`model`]) per frame, an ERB gain per band over the whole spectrum, and a five-tap
+//! complex deep filter over the lowest 96 bins. It looks two frames ahead, so its algorithmic
+//! latency is the window and two hops: 40 ms. The runtime around the network follows the
+//! package's C runtime (libDF), against whose output `tests/reference/deepfilternet/` checks it.
+//!
+//! hark's streams are 16 kHz, and a 16 kHz signal's spectrum is the lowest 161 bins of its 48
+//! kHz one (both are 50 Hz apart), the rest zero. So [`DeepFilterNet3::enhancer`] runs the
+//! network on a 320-point STFT of the 16 kHz audio with the 48 kHz window's every third sample,
+//! with no resampling either way: it costs no latency beyond the model's 40 ms, and the network
+//! sees what it would see of the audio resampled to 48 kHz (`tests/enhance.rs` compares the two).
 
 pub mod convert;
 pub mod level;
@@ -20,9 +25,13 @@ use level::LevelNormalised;
 pub use model::Network;
 use model::{DF_BINS, DF_ORDER, ERB_BANDS, NetworkState};
 
-use super::at48k::{At48k, FRAME, FrameDenoiser};
+use super::framed::{FrameDenoiser, Framed};
+use crate::audio::SAMPLE_RATE;
 use crate::error::{Error, Result};
 
+/// The model's rate, and its hop there (10 ms).
+const RATE: u32 = 48_000;
+const FRAME: usize = 480;
 const FFT: usize = 2 * FRAME;
 const BINS: usize = FFT / 2 + 1;
 /// Frames the network looks ahead (its convolutions' and its deep filter's lookahead).
@@ -79,8 +88,21 @@ pub struct DeepFilterNet3 {
     network: Network,
     erb: Vec<usize>,
     window: Vec<f32>,
+    /// The 960-point transforms at 48 kHz, and the 320-point ones at 16 kHz.
+    transforms_48k: Transforms,
+    transforms_16k: Transforms,
+}
+
+#[derive(Clone)]
+struct Transforms {
     forward: Arc<dyn RealToComplex<f32>>,
     inverse: Arc<dyn ComplexToReal<f32>>,
+}
+
+impl Transforms {
+    fn new(planner: &mut RealFftPlanner<f32>, len: usize) -> Self {
+        Self { forward: planner.plan_fft_forward(len), inverse: planner.plan_fft_inverse(len) }
+    }
 }
 
 impl DeepFilterNet3 {
@@ -97,20 +119,35 @@ impl DeepFilterNet3 {
             network,
             erb: erb_widths(),
             window: vorbis_window(),
-            forward: planner.plan_fft_forward(FFT),
-            inverse: planner.plan_fft_inverse(FFT),
+            transforms_48k: Transforms::new(&mut planner, FFT),
+            transforms_16k: Transforms::new(&mut planner, FFT / DECIMATION_16K),
         })
     }
 
-    /// A 16 kHz enhancer over this model, its input raised to speech level ([`level`]).
-    pub fn enhancer(model: Arc<Self>) -> At48k<LevelNormalised<DeepFilterStream>> {
-        At48k::new(LevelNormalised::new(DeepFilterStream::new(model)))
+    /// A 16 kHz enhancer over this model ([`DeepFilterStream::at_16k`]), its input raised to
+    /// speech level ([`level`]).
+    pub fn enhancer(model: Arc<Self>) -> Framed<LevelNormalised<DeepFilterStream>> {
+        Framed::new(LevelNormalised::new(DeepFilterStream::at_16k(model)))
+    }
+
+    /// The same at 48 kHz inside, the audio resampled up and back: libDF's own arithmetic, to
+    /// compare the 16 kHz stream with.
+    pub fn enhancer_at_48k(model: Arc<Self>) -> Framed<LevelNormalised<DeepFilterStream>> {
+        Framed::new(LevelNormalised::new(DeepFilterStream::new(model)))
     }
 }
 
-/// One stream through DeepFilterNet3 at 48 kHz.
+/// 48 kHz over 16 kHz.
+const DECIMATION_16K: usize = (RATE / SAMPLE_RATE) as usize;
+
+/// One stream through DeepFilterNet3, at 48 kHz or at 16 kHz.
 pub struct DeepFilterStream {
     model: Arc<DeepFilterNet3>,
+    /// 1 at 48 kHz, 3 at 16 kHz: the stream's samples are every this many of the model's.
+    decimation: usize,
+    transforms: Transforms,
+    /// The model's window at the stream's rate.
+    window: Vec<f32>,
     net: NetworkState,
     analysis_memory: Vec<f32>,
     synthesis_memory: Vec<f32>,
@@ -120,26 +157,46 @@ pub struct DeepFilterStream {
     /// (`LOOKAHEAD` frames old) is the frame the network's outputs are applied to.
     spectra: VecDeque<Vec<Complex32>>,
     time: Vec<f32>,
+    /// The 48 kHz spectrum the network works on, and the stream's own (its lowest bins).
     spectrum: Vec<Complex32>,
+    own_spectrum: Vec<Complex32>,
     forward_scratch: Vec<Complex32>,
     inverse_scratch: Vec<Complex32>,
 }
 
 impl DeepFilterStream {
+    /// A 48 kHz stream: libDF's runtime.
     pub fn new(model: Arc<DeepFilterNet3>) -> Self {
+        Self::decimated(model, 1)
+    }
+
+    /// A 16 kHz stream (see the module's comment).
+    pub fn at_16k(model: Arc<DeepFilterNet3>) -> Self {
+        Self::decimated(model, DECIMATION_16K)
+    }
+
+    fn decimated(model: Arc<DeepFilterNet3>, decimation: usize) -> Self {
         let net = model.network.state();
+        let transforms =
+            if decimation == 1 { model.transforms_48k.clone() } else { model.transforms_16k.clone() };
         let (forward_scratch, inverse_scratch) =
-            (model.forward.make_scratch_vec(), model.inverse.make_scratch_vec());
+            (transforms.forward.make_scratch_vec(), transforms.inverse.make_scratch_vec());
+        let window = model.window.iter().step_by(decimation).copied().collect();
+        let (hop, fft) = (FRAME / decimation, FFT / decimation);
         Self {
             model,
+            decimation,
+            transforms,
+            window,
             net,
-            analysis_memory: vec![0.0; FRAME],
-            synthesis_memory: vec![0.0; FRAME],
+            analysis_memory: vec![0.0; hop],
+            synthesis_memory: vec![0.0; hop],
             erb_norm: linspace(-60.0, -90.0, ERB_BANDS),
             unit_norm: linspace(0.001, 0.0001, DF_BINS),
             spectra: (0..DF_ORDER).map(|_| vec![Complex32::default(); BINS]).collect(),
-            time: vec![0.0; FFT],
+            time: vec![0.0; fft],
             spectrum: vec![Complex32::default(); BINS],
+            own_spectrum: vec![Complex32::default(); fft / 2 + 1],
             forward_scratch,
             inverse_scratch,
         }
@@ -171,21 +228,31 @@ impl DeepFilterStream {
 }
 
 impl FrameDenoiser for DeepFilterStream {
+    fn rate(&self) -> u32 {
+        RATE / self.decimation as u32
+    }
+
     fn frame(&mut self, input: &[f32], output: &mut [f32]) {
         let model = self.model.clone();
+        let hop = input.len();
         // Analysis: the previous hop and this one, windowed; scaled as libDF scales it.
         for (i, t) in self.time.iter_mut().enumerate() {
-            let x = if i < FRAME { self.analysis_memory[i] } else { input[i - FRAME] };
-            *t = x * model.window[i];
+            let x = if i < hop { self.analysis_memory[i] } else { input[i - hop] };
+            *t = x * self.window[i];
         }
         self.analysis_memory.copy_from_slice(input);
-        model
+        self.transforms
             .forward
-            .process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.forward_scratch)
+            .process_with_scratch(&mut self.time, &mut self.own_spectrum, &mut self.forward_scratch)
             .expect("fixed sizes");
-        // libDF's analysis scale, 1 / (FFT² / (2·hop)); the inverse transform is not scaled.
-        let norm = 2.0 * FRAME as f32 / (FFT * FFT) as f32;
-        self.spectrum.iter_mut().for_each(|c| *c *= norm);
+        // libDF's analysis scale, 1 / (FFT² / (2·hop)); the inverse transform is not scaled. A
+        // band-limited signal's sum over every third sample is a third of its sum over all.
+        let norm = 2.0 * FRAME as f32 / (FFT * FFT) as f32 * self.decimation as f32;
+        let own = self.own_spectrum.len();
+        for (c, &own) in self.spectrum.iter_mut().zip(&self.own_spectrum) {
+            *c = own * norm;
+        }
+        self.spectrum[own..].fill(Complex32::default());
         let newest = std::mem::take(&mut self.spectrum);
         let (erb, spec) = self.features(&newest);
         self.spectrum = self.spectra.pop_front().expect("DF_ORDER spectra");
@@ -210,30 +277,32 @@ impl FrameDenoiser for DeepFilterStream {
             }
             target[bin] = sum;
         }
-        // Synthesis: inverse transform (of a real signal's spectrum: DC and Nyquist are real),
-        // window, overlap-add.
-        target[0].im = 0.0;
-        target[BINS - 1].im = 0.0;
-        model
+        // Synthesis: inverse transform of the stream's bins (a real signal's spectrum: DC and
+        // Nyquist are real; above the stream's Nyquist there is nothing), window, overlap-add.
+        // At 16 kHz this is the 48 kHz synthesis at every third sample.
+        self.own_spectrum.copy_from_slice(&target[..own]);
+        self.own_spectrum[0].im = 0.0;
+        self.own_spectrum[own - 1].im = 0.0;
+        self.transforms
             .inverse
-            .process_with_scratch(&mut self.spectrum, &mut self.time, &mut self.inverse_scratch)
+            .process_with_scratch(&mut self.own_spectrum, &mut self.time, &mut self.inverse_scratch)
             .expect("fixed sizes");
         for (i, &t) in self.time.iter().enumerate() {
-            let v = t * model.window[i];
-            if i < FRAME {
+            let v = t * self.window[i];
+            if i < hop {
                 output[i] = v + self.synthesis_memory[i];
             } else {
-                self.synthesis_memory[i - FRAME] = v;
+                self.synthesis_memory[i - hop] = v;
             }
         }
     }
 
     fn delay(&self) -> usize {
         // The overlap-add's hop plus the lookahead.
-        FRAME + LOOKAHEAD * FRAME
+        (1 + LOOKAHEAD) * FRAME / self.decimation
     }
 
     fn reset(&mut self) {
-        *self = Self::new(self.model.clone());
+        *self = Self::decimated(self.model.clone(), self.decimation);
     }
 }

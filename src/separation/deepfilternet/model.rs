@@ -3,7 +3,8 @@
 //! band energies and the complex spectrum of the lowest 96 bins, an ERB decoder that predicts a
 //! gain per band, and a deep-filter decoder that predicts, for each of the 96 low bins, five
 //! complex filter taps over neighbouring frames. Plain Rust over `[channel][frequency]` arrays, as
-//! GTCRN: a frame is ~40 small operations, each too small for a tensor library's dispatch.
+//! GTCRN: a frame is ~40 small operations, each too small for a tensor library's dispatch; the
+//! matrix products among them call the gemm crate's kernels directly.
 //!
 //! The export's graphs run over whole sequences; every time-wise operation is causal (1–4
 //! frames of zero padding before), so one frame at a time with caches of the past gives the same
@@ -38,18 +39,12 @@ fn relu(x: &mut [f32]) {
     }
 }
 
-/// Dot product. On x86-64 CPUs with AVX2 and FMA (checked at run time) the same loop is
-/// compiled for them: the GRUs' matrix-vector products are most of a frame's work.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has both features (checked just above).
-        return unsafe { dot_avx2_fma(a, b) };
-    }
-    dot_portable(a, b)
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// `y += w · x` for one weight `w` over a row, dispatched as [`dot`].
+/// `y += w · x` for one weight `w` over a row: the grouped linear layers' inner loop. On x86-64
+/// CPUs with AVX2 and FMA (checked at run time) the same loop is compiled for them.
 fn axpy(y: &mut [f32], w: f32, x: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -61,38 +56,44 @@ fn axpy(y: &mut [f32], w: f32, x: &[f32]) {
     }
 }
 
-/// Sixteen independent accumulators, so the compiler can vectorise the sum.
-fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
-        for k in 0..16 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn dot_avx2_fma(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
-        for k in 0..16 {
-            acc[k] = x[k].mul_add(y[k], acc[k]);
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn axpy_avx2_fma(y: &mut [f32], w: f32, x: &[f32]) {
     for (out, &v) in y.iter_mut().zip(x) {
         *out = w.mul_add(v, *out);
+    }
+}
+
+/// `out += a · b` for row-major `a` (m × k), `b` (k × n) and `out` (m × n), on this thread,
+/// by the gemm crate (candle's CPU kernels, which pick the CPU's vector units at run time):
+/// one call per layer instead of a product per row keeps the small layers from being all
+/// call overhead.
+fn matmul_add(out: &mut [f32], a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize)) {
+    assert!(out.len() == m * n && a.len() == m * k && b.len() == k * n, "matmul shapes");
+    // SAFETY: the three slices hold exactly the row-major matrices the strides describe
+    // (checked above), and `out` does not overlap the inputs (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
 }
 
@@ -142,11 +143,10 @@ impl Pointwise {
             row.fill(self.bias[o]);
             if self.cin == 1 {
                 axpy(row, self.weight[o], &x[o * f..(o + 1) * f]);
-                continue;
             }
-            for i in 0..self.cin {
-                axpy(row, self.weight[o * self.cin + i], &x[i * f..(i + 1) * f]);
-            }
+        }
+        if self.cin > 1 {
+            matmul_add(&mut y, &self.weight, &x[..self.cin * f], (self.cout, self.cin, f));
         }
         y
     }
@@ -258,10 +258,10 @@ impl Gru {
     fn step(&self, x: &[f32], h: &mut [f32]) {
         let mut gx = [0f32; 3 * HIDDEN];
         let mut gh = [0f32; 3 * HIDDEN];
-        for g in 0..3 * HIDDEN {
-            gx[g] = self.b[g] + dot(&self.w[g * self.input..(g + 1) * self.input], x);
-            gh[g] = self.b[3 * HIDDEN + g] + dot(&self.r[g * HIDDEN..(g + 1) * HIDDEN], h);
-        }
+        gx.copy_from_slice(&self.b[..3 * HIDDEN]);
+        gh.copy_from_slice(&self.b[3 * HIDDEN..]);
+        matmul_add(&mut gx, &self.w, x, (3 * HIDDEN, self.input, 1));
+        matmul_add(&mut gh, &self.r, h, (3 * HIDDEN, HIDDEN, 1));
         for j in 0..HIDDEN {
             let z = sigmoid(gx[j] + gh[j]);
             let r = sigmoid(gx[HIDDEN + j] + gh[HIDDEN + j]);
@@ -444,7 +444,13 @@ impl Network {
             df_gru: gru("df_dec.gru", 2, (8, 64, 32), None)?,
             df_skip: GroupedLinear::load(&l, "df_dec.skip", 16, 32, 16)?,
             df_convp: (
-                l.get("df_dec.convp.depth", 2 * DF_ORDER * 32 * 5)?,
+                // Stored `[10][32][5]`; kept `[5 frames][10][32]`, one matrix per frame.
+                {
+                    let w = l.get("df_dec.convp.depth", 2 * DF_ORDER * 32 * 5)?;
+                    (0..5 * 2 * DF_ORDER * 32)
+                        .map(|k| w[(k % (2 * DF_ORDER * 32)) * 5 + k / (2 * DF_ORDER * 32)])
+                        .collect()
+                },
                 pw("df_dec.convp.point", 2 * DF_ORDER, 2 * DF_ORDER)?,
             ),
             df_out: GroupedLinear::load(&l, "df_dec.out", 16, 16, 60)?,
@@ -561,15 +567,16 @@ impl Network {
         // The pathway: a 5-frame causal convolution over c0 (two groups: taps' channels 0–4
         // read c0's channels 0–31, 5–9 read 32–63), then a 1×1 convolution, ReLU.
         s.c0_history.push(enc.c0.clone());
-        let w = &self.df_convp.0; // [10][32][5]
         let mut p = vec![0f32; 2 * DF_ORDER * DF_BINS];
-        for (o, row) in p.chunks_exact_mut(DF_BINS).enumerate() {
-            let group = o / DF_ORDER;
-            for i in 0..32 {
-                for (t, frame) in s.c0_history.iter().enumerate() {
-                    let x = &frame[(group * 32 + i) * DF_BINS..][..DF_BINS];
-                    axpy(row, w[(o * 32 + i) * 5 + t], x);
-                }
+        for (t, frame) in s.c0_history.iter().enumerate() {
+            let w = &self.df_convp.0[t * 2 * DF_ORDER * 32..][..2 * DF_ORDER * 32]; // [10][32]
+            for group in 0..2 {
+                matmul_add(
+                    &mut p[group * DF_ORDER * DF_BINS..][..DF_ORDER * DF_BINS],
+                    &w[group * DF_ORDER * 32..][..DF_ORDER * 32],
+                    &frame[group * 32 * DF_BINS..][..32 * DF_BINS],
+                    (DF_ORDER, 32, DF_BINS),
+                );
             }
         }
         s.c0_history.remove(0);

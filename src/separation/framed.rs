@@ -1,22 +1,27 @@
-//! Denoisers built for 48 kHz audio in 10 ms frames (RNNoise, DeepFilterNet3) inside hark's
-//! 16 kHz streams: the input is resampled up (×3) in 10 ms blocks, run frame by frame, resampled
-//! back, and the denoiser's own delay trimmed so the output stays aligned with the input.
+//! Denoisers that work in 10 ms frames at their own rate (RNNoise and DeepFilterNet3's reference
+//! stream at 48 kHz, DeepFilterNet3's 16 kHz stream) inside hark's 16 kHz streams: the input is
+//! resampled to the denoiser's rate (when it is not 16 kHz) in 10 ms blocks, run frame by frame,
+//! resampled back, and the denoiser's own delay trimmed so the output stays aligned with the
+//! input.
 
 use super::Enhancer;
 use crate::audio::Resampler;
 use crate::audio::SAMPLE_RATE;
 
-pub const RATE: u32 = 48_000;
-/// Samples per frame at 48 kHz (10 ms).
-pub const FRAME: usize = 480;
 /// Resampling block: 10 ms of 16 kHz input.
 const BLOCK: usize = 160;
 
-/// A 48 kHz frame-by-frame denoiser.
+/// A denoiser that works in 10 ms frames at [`rate`](FrameDenoiser::rate).
 pub trait FrameDenoiser: Send {
-    /// Denoises one [`FRAME`] of `input` into `output`.
+    /// Its sample rate: 16 kHz, or a multiple of it.
+    fn rate(&self) -> u32;
+    /// Samples per 10 ms frame.
+    fn frame_len(&self) -> usize {
+        self.rate() as usize / 100
+    }
+    /// Denoises one frame of `input` into `output`.
     fn frame(&mut self, input: &[f32], output: &mut [f32]);
-    /// How many 48 kHz samples the output lags the input.
+    /// How many samples (at its rate) the output lags the input.
     fn delay(&self) -> usize;
     /// Forgets the stream (a new one starts).
     fn reset(&mut self);
@@ -25,20 +30,24 @@ pub trait FrameDenoiser: Send {
 /// FFT blocks of a quarter of a 10 ms block: 1.25 ms of delay each way.
 const SUB_BLOCKS: usize = 4;
 
-/// The up-sampler keeps its delay in its output, so 48 kHz frames start with the 16 kHz blocks
-/// (no wait for a frame's rest); it is trimmed with the denoiser's, after the denoiser.
-fn resamplers() -> (Resampler, Resampler) {
+/// The up-sampler keeps its delay in its output, so frames start with the 16 kHz blocks (no
+/// wait for a frame's rest); it is trimmed with the denoiser's, after the denoiser. At 16 kHz
+/// both pass the audio through with no delay.
+fn resamplers(rate: u32) -> (Resampler, Resampler) {
+    let ratio = (rate / SAMPLE_RATE) as usize;
     (
-        Resampler::low_delay(SAMPLE_RATE, RATE, BLOCK, SUB_BLOCKS).expect("fixed rates").keeping_delay(),
-        Resampler::low_delay(RATE, SAMPLE_RATE, BLOCK * 3, SUB_BLOCKS).expect("fixed rates"),
+        Resampler::low_delay(SAMPLE_RATE, rate, BLOCK, SUB_BLOCKS).expect("fixed rates").keeping_delay(),
+        Resampler::low_delay(rate, SAMPLE_RATE, BLOCK * ratio, SUB_BLOCKS).expect("fixed rates"),
     )
 }
 
-pub struct At48k<D> {
+pub struct Framed<D> {
     denoiser: D,
     up: Resampler,
     down: Resampler,
-    /// 48 kHz input not yet a whole frame.
+    /// The denoiser's rate over 16 kHz.
+    ratio: usize,
+    /// Input at the denoiser's rate not yet a whole frame.
     pending: Vec<f32>,
     /// 16 kHz output samples still to drop: the up-sampler's and the denoiser's delays, trimmed
     /// after the down-sampler so that its blocks, too, stay aligned with the frames.
@@ -47,37 +56,44 @@ pub struct At48k<D> {
     emitted: usize,
 }
 
-impl<D: FrameDenoiser> At48k<D> {
+impl<D: FrameDenoiser> Framed<D> {
     pub fn new(denoiser: D) -> Self {
-        let (up, down) = resamplers();
-        let to_trim = Self::kept_delay(&up, &denoiser);
-        Self { denoiser, up, down, pending: Vec::new(), to_trim, received: 0, emitted: 0 }
+        let rate = denoiser.rate();
+        assert!(
+            rate.is_multiple_of(SAMPLE_RATE),
+            "a frame denoiser's rate is a multiple of 16 kHz, not {rate}"
+        );
+        let (up, down) = resamplers(rate);
+        let ratio = (rate / SAMPLE_RATE) as usize;
+        let to_trim = (up.delay() + denoiser.delay()) / ratio;
+        Self { denoiser, up, down, ratio, pending: Vec::new(), to_trim, received: 0, emitted: 0 }
     }
 
     /// The delays the output carries until trimmed, in 16 kHz samples.
-    fn kept_delay(up: &Resampler, denoiser: &D) -> usize {
-        (up.delay() + denoiser.delay()) / 3
+    fn kept_delay(&self) -> usize {
+        (self.up.delay() + self.denoiser.delay()) / self.ratio
     }
 
     /// Denoises whole frames of `pending` and resamples them down, trimming the delays.
     fn frames(&mut self, out: &mut Vec<f32>) {
-        let whole = self.pending.len() / FRAME * FRAME;
-        let mut high = vec![0f32; whole];
-        for (frame, frame_out) in self.pending[..whole].chunks_exact(FRAME).zip(high.chunks_exact_mut(FRAME))
+        let frame = self.denoiser.frame_len();
+        let whole = self.pending.len() / frame * frame;
+        let mut denoised = vec![0f32; whole];
+        for (input, output) in self.pending[..whole].chunks_exact(frame).zip(denoised.chunks_exact_mut(frame))
         {
-            self.denoiser.frame(frame, frame_out);
+            self.denoiser.frame(input, output);
         }
         self.pending.drain(..whole);
         let start = out.len();
         // Resampling fixed, finite rates cannot fail.
-        self.down.process(&high, out).expect("resampling");
+        self.down.process(&denoised, out).expect("resampling");
         let trim = self.to_trim.min(out.len() - start);
         self.to_trim -= trim;
         out.drain(start..start + trim);
     }
 }
 
-impl<D: FrameDenoiser> Enhancer for At48k<D> {
+impl<D: FrameDenoiser> Enhancer for Framed<D> {
     fn process(&mut self, input: &[f32]) -> Vec<f32> {
         self.received += input.len();
         self.up.process(input, &mut self.pending).expect("resampling");
@@ -90,8 +106,8 @@ impl<D: FrameDenoiser> Enhancer for At48k<D> {
     fn finish(&mut self) -> Vec<f32> {
         self.up.finish(&mut self.pending).expect("resampling");
         // Silence after the end pushes the last real samples through the denoiser's delay.
-        let delay = self.denoiser.delay();
-        let padding = (FRAME - self.pending.len() % FRAME) % FRAME + delay.div_ceil(FRAME) * FRAME;
+        let (frame, delay) = (self.denoiser.frame_len(), self.denoiser.delay());
+        let padding = (frame - self.pending.len() % frame) % frame + delay.div_ceil(frame) * frame;
         self.pending.extend(std::iter::repeat_n(0.0, padding));
         let mut out = Vec::new();
         self.frames(&mut out);
@@ -102,16 +118,16 @@ impl<D: FrameDenoiser> Enhancer for At48k<D> {
         let missing = self.received.saturating_sub(self.emitted);
         out.resize(missing, 0.0);
         self.denoiser.reset();
-        (self.up, self.down) = resamplers();
+        (self.up, self.down) = resamplers(self.denoiser.rate());
         self.pending.clear();
-        (self.to_trim, self.received, self.emitted) = (Self::kept_delay(&self.up, &self.denoiser), 0, 0);
+        (self.to_trim, self.received, self.emitted) = (self.kept_delay(), 0, 0);
         out
     }
 
     fn latency_samples(&self) -> usize {
         // A 10 ms block waited for at 16 kHz, then the up-sampler's, the denoiser's and the
         // down-sampler's delays.
-        BLOCK + (self.up.delay() + self.denoiser.delay()).div_ceil(3) + self.down.delay()
+        BLOCK + (self.up.delay() + self.denoiser.delay()).div_ceil(self.ratio) + self.down.delay()
     }
 }
 
@@ -122,11 +138,16 @@ mod tests {
 
     /// Passes its input through, `delay` samples late.
     struct Delayed {
+        rate: u32,
         delay: usize,
         line: std::collections::VecDeque<f32>,
     }
 
     impl FrameDenoiser for Delayed {
+        fn rate(&self) -> u32 {
+            self.rate
+        }
+
         fn frame(&mut self, input: &[f32], output: &mut [f32]) {
             self.line.extend(input);
             for out in output.iter_mut() {
@@ -156,10 +177,10 @@ mod tests {
                     .sum::<f32>()
             })
             .collect();
-        for delay in [0, 480, 1440] {
-            let mut d = Delayed { delay, line: Default::default() };
+        for (rate, delay) in [(48_000, 0), (48_000, 480), (48_000, 1440), (16_000, 0), (16_000, 480)] {
+            let mut d = Delayed { rate, delay, line: Default::default() };
             d.reset();
-            let mut e = At48k::new(d);
+            let mut e = Framed::new(d);
             let mut out = Vec::new();
             for chunk in x.chunks(160) {
                 out.extend(e.process(chunk));
@@ -167,7 +188,12 @@ mod tests {
             out.extend(e.finish());
             assert_eq!(out.len(), x.len());
             let quality = si_sdr(&out, &x);
-            assert!(quality > 30.0, "delay {delay}: SI-SDR {quality:.1} dB");
+            assert!(quality > 30.0, "{rate} Hz, delay {delay}: SI-SDR {quality:.1} dB");
+            let latency = e.latency_samples();
+            assert!(
+                latency >= 160 + delay * 16_000 / rate as usize,
+                "{rate} Hz, delay {delay}: latency {latency}"
+            );
         }
     }
 }
