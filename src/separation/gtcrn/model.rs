@@ -112,11 +112,17 @@ impl FreqConv {
                 let xi = &x[(g * gin + i) * fin..(g * gin + i + 1) * fin];
                 for k in 0..self.k {
                     let w = self.weight[(o * gin + i) * self.k + k];
-                    for (f, out) in row.iter_mut().enumerate() {
-                        let at = (f * self.stride + k) as isize - pad as isize;
-                        if at >= 0 && (at as usize) < fin {
-                            *out += w * xi[at as usize];
-                        }
+                    // Outputs whose tap k lands inside the input (`f·stride + k − pad` in
+                    // `0..fin`), so that the inner loop has no bounds to test.
+                    let first = pad.saturating_sub(k).div_ceil(self.stride);
+                    let end = (fin + pad).saturating_sub(k).div_ceil(self.stride).min(fout);
+                    if first >= end {
+                        continue;
+                    }
+                    let start = first * self.stride + k - pad;
+                    let taps = xi[start..].iter().step_by(self.stride);
+                    for (out, &v) in row[first..end].iter_mut().zip(taps) {
+                        *out += w * v;
                     }
                 }
             }
@@ -159,13 +165,18 @@ impl FreqConvTranspose {
             let g = i / gin;
             for oo in 0..gout {
                 let o = g * gout + oo;
+                let (xi, yo) = (&x[i * fin..(i + 1) * fin], &mut y[o * fout..(o + 1) * fout]);
                 for k in 0..self.k {
                     let w = self.weight[(i * gout + oo) * self.k + k];
-                    for j in 0..fin {
-                        let at = (j * stride + k) as isize - pad as isize;
-                        if at >= 0 && (at as usize) < fout {
-                            y[o * fout + at as usize] += w * x[i * fin + j];
-                        }
+                    // Inputs that land inside the output (`j·stride + k − pad` in `0..fout`).
+                    let first = pad.saturating_sub(k).div_ceil(stride);
+                    let end = (fout + pad).saturating_sub(k).div_ceil(stride).min(fin);
+                    if first >= end {
+                        continue;
+                    }
+                    let start = first * stride + k - pad;
+                    for (out, &v) in yo[start..].iter_mut().step_by(stride).zip(&xi[first..end]) {
+                        *out += w * v;
                     }
                 }
             }
