@@ -98,7 +98,7 @@ pub struct RecognitionConfig {
     pub final_pass: Option<FinalPass>,
     /// adaptive, adaptive:MS (a mean lookahead in ms), causal, fixed:N or full.
     pub lookahead: String,
-    /// Enhancement before recognition: denoise, denoise:rnnoise, denoise:deepfilternet or target:NAME; absent: none.
+    /// Enhancement before recognition: denoise, denoise:gtcrn, denoise:rnnoise, denoise:deepfilternet, denoise:ensemble or target:NAME; absent: none.
     pub enhance: Option<String>,
 }
 

@@ -19,7 +19,7 @@ fn separate_denoise_writes_a_cleaner_file_of_the_same_length() {
     let dir = tempfile::tempdir().unwrap();
     let noisy = fixture("noisy-speech-16k.wav");
     let clean = read(&root().join("tests/reference/gtcrn/clean-speech-16k.wav"));
-    for mode in ["denoise", "denoise:gtcrn", "denoise:rnnoise"] {
+    for mode in ["denoise", "denoise:gtcrn", "denoise:rnnoise", "denoise:ensemble"] {
         let out = dir.path().join(format!("{mode}.wav"));
         let o = run(&["separate", "--mode", mode, noisy.to_str().unwrap(), "-o", out.to_str().unwrap()], &[]);
         assert!(o.status.success(), "{mode}: {}", stderr(&o));
@@ -28,7 +28,7 @@ fn separate_denoise_writes_a_cleaner_file_of_the_same_length() {
         assert!(after > before + 4.0, "{mode}: SI-SDR {before:.2} → {after:.2} dB");
     }
     // Nothing else (no temporary files) is left beside the outputs.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
 }
 
 #[test]

@@ -118,8 +118,7 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
     let clean_refs: Vec<&str> = entries.iter().map(|e| e.reference.as_str()).collect();
     for (mode, factory) in denoisers.iter().zip(&factories) {
         for dry in std::iter::once(DryShare::Fixed(0.0)).chain(b.dry.iter().copied()) {
-            let audio: Vec<Vec<f32>> =
-                speech.iter().map(|s| DryMix::new(factory.make(), dry).enhance_all(s)).collect();
+            let audio: Vec<Vec<f32>> = speech.iter().map(|s| denoise(factory, dry).enhance_all(s)).collect();
             let (e, n) = wer(&recognizer, &audio, &clean_refs, tmp.path())?;
             println!(
                 "clean speech through {}: Whisper WER {:.2}% ({e}/{n})",
@@ -163,7 +162,7 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
         }
         for (mode, factory) in denoisers.iter().zip(&factories) {
             for &dry in &b.dry {
-                let audio = noisy.iter().map(|x| DryMix::new(factory.make(), dry).enhance_all(x)).collect();
+                let audio = noisy.iter().map(|x| denoise(factory, dry).enhance_all(x)).collect();
                 conditions.push(Condition { name: condition_name(mode, factory, dry), audio });
             }
         }
@@ -190,6 +189,16 @@ pub fn run(b: DenoiseBench) -> anyhow::Result<()> {
         }
     }
     speed(&speech, denoisers, &factories)
+}
+
+/// The denoiser alone as `hark separate` runs it, or with a share of its input as a recogniser's
+/// front end runs it.
+fn denoise(factory: &EnhancerFactory, dry: DryShare) -> Box<dyn Enhancer> {
+    if dry == DryShare::Fixed(0.0) {
+        factory.make()
+    } else {
+        Box::new(DryMix::new(factory.make_recognition_denoiser(), dry))
+    }
 }
 
 fn condition_name(mode: &EnhanceMode, factory: &EnhancerFactory, dry: DryShare) -> String {

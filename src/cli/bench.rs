@@ -52,7 +52,7 @@ pub enum BenchCommand {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "denoise:gtcrn,denoise:rnnoise,denoise:deepfilternet"
+            default_value = "denoise:gtcrn,denoise:rnnoise,denoise:deepfilternet,denoise:ensemble"
         )]
         denoisers: Vec<EnhanceMode>,
         /// Also run each denoiser with these shares of the input added back (comma-separated):

@@ -31,7 +31,7 @@ pub struct ListenArgs {
     /// Configuration file (TOML; see systemd/hark.toml); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Enhance the microphone before recognition: denoise (DeepFilterNet3), denoise:gtcrn, denoise:rnnoise or target:NAME.
+    /// Enhance the microphone before recognition: denoise (DeepFilterNet3), denoise:gtcrn, denoise:rnnoise, denoise:ensemble or target:NAME.
     #[arg(long, value_parser = parse_enhance)]
     pub enhance: Option<EnhanceMode>,
 }

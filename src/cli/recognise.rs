@@ -50,7 +50,7 @@ pub struct RecogniserArgs {
     /// Files transcribed at once (default: the number of CPU cores).
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
-    /// Enhance the audio before recognition: denoise (DeepFilterNet3), denoise:gtcrn, denoise:rnnoise or target:NAME
+    /// Enhance the audio before recognition: denoise (DeepFilterNet3), denoise:gtcrn, denoise:rnnoise, denoise:ensemble or target:NAME
     /// (keep one speaker enrolled with `hark enroll`).
     #[arg(long, value_parser = parse_enhance)]
     pub enhance: Option<EnhanceMode>,

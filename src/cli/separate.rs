@@ -17,9 +17,10 @@ use crate::separation::{EnhanceMode, EnhancerFactory, enhance_file, separate_fil
 pub struct SeparateArgs {
     /// The recording (any format and rate hark reads).
     pub input: PathBuf,
-    /// denoise (DeepFilterNet3), denoise:gtcrn, denoise:rnnoise, target:NAME (a speaker enrolled with `hark enroll`)
-    /// or two-speakers.
-    #[arg(long, default_value = "denoise")]
+    /// denoise:ensemble (DeepFilterNet3's and GTCRN's outputs averaged: the cleanest), denoise
+    /// (DeepFilterNet3), denoise:gtcrn, denoise:rnnoise, target:NAME (a speaker enrolled with
+    /// `hark enroll`) or two-speakers.
+    #[arg(long, default_value = "denoise:ensemble")]
     pub mode: String,
     /// Output WAV (16 kHz); for two-speakers a folder that receives speaker-1.wav and speaker-2.wav.
     #[arg(short, long)]

@@ -21,7 +21,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub wyoming: Option<String>,
     /// Enhance every stream, upload and the microphone before recognition: denoise
-    /// (DeepFilterNet3), denoise:gtcrn, denoise:rnnoise or target:NAME [default: the config's
+    /// (DeepFilterNet3), denoise:gtcrn, denoise:rnnoise, denoise:ensemble or target:NAME [default: the config's
     /// recognition.enhance, else none].
     #[arg(long, value_parser = parse_enhance)]
     pub enhance: Option<EnhanceMode>,
