@@ -65,8 +65,10 @@ impl<D: FrameDenoiser> Framed<D> {
         );
         let (up, down) = resamplers(rate);
         let ratio = (rate / SAMPLE_RATE) as usize;
-        let to_trim = (up.delay() + denoiser.delay()) / ratio;
-        Self { denoiser, up, down, ratio, pending: Vec::new(), to_trim, received: 0, emitted: 0 }
+        let mut framed =
+            Self { denoiser, up, down, ratio, pending: Vec::new(), to_trim: 0, received: 0, emitted: 0 };
+        framed.to_trim = framed.kept_delay();
+        framed
     }
 
     /// The delays the output carries until trimmed, in 16 kHz samples.

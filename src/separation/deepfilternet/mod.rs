@@ -245,12 +245,13 @@ impl FrameDenoiser for DeepFilterStream {
             .forward
             .process_with_scratch(&mut self.time, &mut self.own_spectrum, &mut self.forward_scratch)
             .expect("fixed sizes");
-        // libDF's analysis scale, 1 / (FFT² / (2·hop)); the inverse transform is not scaled. A
-        // band-limited signal's sum over every third sample is a third of its sum over all.
+        // libDF's analysis scale, 1 / (FFT² / (2·hop)); the inverse transform is not scaled. At
+        // 16 kHz, × 3: a band-limited signal's sum over every third sample is a third of its sum
+        // over all of them.
         let norm = 2.0 * FRAME as f32 / (FFT * FFT) as f32 * self.decimation as f32;
         let own = self.own_spectrum.len();
-        for (c, &own) in self.spectrum.iter_mut().zip(&self.own_spectrum) {
-            *c = own * norm;
+        for (c, &bin) in self.spectrum.iter_mut().zip(&self.own_spectrum) {
+            *c = bin * norm;
         }
         self.spectrum[own..].fill(Complex32::default());
         let newest = std::mem::take(&mut self.spectrum);
