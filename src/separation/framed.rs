@@ -45,8 +45,6 @@ pub struct Framed<D> {
     denoiser: D,
     up: Resampler,
     down: Resampler,
-    /// The denoiser's rate over 16 kHz.
-    ratio: usize,
     /// Input at the denoiser's rate not yet a whole frame.
     pending: Vec<f32>,
     /// 16 kHz output samples still to drop: the up-sampler's and the denoiser's delays, trimmed
@@ -64,16 +62,20 @@ impl<D: FrameDenoiser> Framed<D> {
             "a frame denoiser's rate is a multiple of 16 kHz, not {rate}"
         );
         let (up, down) = resamplers(rate);
-        let ratio = (rate / SAMPLE_RATE) as usize;
         let mut framed =
-            Self { denoiser, up, down, ratio, pending: Vec::new(), to_trim: 0, received: 0, emitted: 0 };
+            Self { denoiser, up, down, pending: Vec::new(), to_trim: 0, received: 0, emitted: 0 };
         framed.to_trim = framed.kept_delay();
         framed
     }
 
+    /// The denoiser's rate over 16 kHz.
+    fn ratio(&self) -> usize {
+        (self.denoiser.rate() / SAMPLE_RATE) as usize
+    }
+
     /// The delays the output carries until trimmed, in 16 kHz samples.
     fn kept_delay(&self) -> usize {
-        (self.up.delay() + self.denoiser.delay()) / self.ratio
+        (self.up.delay() + self.denoiser.delay()) / self.ratio()
     }
 
     /// Denoises whole frames of `pending` and resamples them down, trimming the delays.
@@ -129,7 +131,7 @@ impl<D: FrameDenoiser> Enhancer for Framed<D> {
     fn latency_samples(&self) -> usize {
         // A 10 ms block waited for at 16 kHz, then the up-sampler's, the denoiser's and the
         // down-sampler's delays.
-        BLOCK + (self.up.delay() + self.denoiser.delay()).div_ceil(self.ratio) + self.down.delay()
+        BLOCK + (self.up.delay() + self.denoiser.delay()).div_ceil(self.ratio()) + self.down.delay()
     }
 }
 

@@ -12,6 +12,7 @@
 //! with skip connections → a tanh mask (ERB band splitting back to 257 bins) applied as a complex
 //! multiplication to the input spectrum.
 
+use std::ops::Range;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
@@ -66,6 +67,15 @@ impl Loader {
     }
 }
 
+/// For tap `k` of a kernel strided by `stride` over a side padded by `pad`: the indices `i` in
+/// `0..count` whose position `i·stride + k − pad` lies in `0..len`, and the first such position,
+/// so that a convolution's inner loop has no bounds to test. None when there are none.
+fn tap_range(count: usize, len: usize, stride: usize, k: usize, pad: usize) -> Option<(Range<usize>, usize)> {
+    let first = pad.saturating_sub(k).div_ceil(stride);
+    let end = (len + pad).saturating_sub(k).div_ceil(stride).min(count);
+    (first < end).then(|| (first..end, first * stride + k - pad))
+}
+
 /// A convolution along frequency only (kernel 1×k), possibly strided and grouped.
 struct FreqConv {
     weight: Vec<f32>, // [out][in / groups][k]
@@ -112,16 +122,12 @@ impl FreqConv {
                 let xi = &x[(g * gin + i) * fin..(g * gin + i + 1) * fin];
                 for k in 0..self.k {
                     let w = self.weight[(o * gin + i) * self.k + k];
-                    // Outputs whose tap k lands inside the input (`f·stride + k − pad` in
-                    // `0..fin`), so that the inner loop has no bounds to test.
-                    let first = pad.saturating_sub(k).div_ceil(self.stride);
-                    let end = (fin + pad).saturating_sub(k).div_ceil(self.stride).min(fout);
-                    if first >= end {
+                    // The outputs whose tap k lands inside the input.
+                    let Some((outputs, start)) = tap_range(fout, fin, self.stride, k, pad) else {
                         continue;
-                    }
-                    let start = first * self.stride + k - pad;
+                    };
                     let taps = xi[start..].iter().step_by(self.stride);
-                    for (out, &v) in row[first..end].iter_mut().zip(taps) {
+                    for (out, &v) in row[outputs].iter_mut().zip(taps) {
                         *out += w * v;
                     }
                 }
@@ -168,14 +174,11 @@ impl FreqConvTranspose {
                 let (xi, yo) = (&x[i * fin..(i + 1) * fin], &mut y[o * fout..(o + 1) * fout]);
                 for k in 0..self.k {
                     let w = self.weight[(i * gout + oo) * self.k + k];
-                    // Inputs that land inside the output (`j·stride + k − pad` in `0..fout`).
-                    let first = pad.saturating_sub(k).div_ceil(stride);
-                    let end = (fout + pad).saturating_sub(k).div_ceil(stride).min(fin);
-                    if first >= end {
+                    // The inputs whose tap k lands inside the output.
+                    let Some((inputs, start)) = tap_range(fin, fout, stride, k, pad) else {
                         continue;
-                    }
-                    let start = first * stride + k - pad;
-                    for (out, &v) in yo[start..].iter_mut().step_by(stride).zip(&xi[first..end]) {
+                    };
+                    for (out, &v) in yo[start..].iter_mut().step_by(stride).zip(&xi[inputs]) {
                         *out += w * v;
                     }
                 }
