@@ -16,6 +16,19 @@ fn read(path: &std::path::Path) -> Vec<f32> {
     FileSource::open(path).unwrap().read_all().unwrap()
 }
 
+/// Streams `input` through `enhancer` in blocks of `block` samples, then finishes it: the whole
+/// output, and the most the output lagged the input received so far.
+fn stream_in_blocks(enhancer: &mut dyn Enhancer, input: &[f32], block: usize) -> (Vec<f32>, usize) {
+    let (mut out, mut received, mut worst) = (Vec::new(), 0, 0);
+    for chunk in input.chunks(block) {
+        received += chunk.len();
+        out.extend(enhancer.process(chunk));
+        worst = worst.max(received - out.len());
+    }
+    out.extend(enhancer.finish());
+    (out, worst)
+}
+
 fn gtcrn() -> GtcrnEnhancer {
     GtcrnEnhancer::load(&hark::models::resolve("gtcrn").expect("installing gtcrn")).expect("loading gtcrn")
 }
@@ -45,14 +58,8 @@ fn gtcrn_streams_in_any_block_size_with_the_same_result() {
     let whole = gtcrn().enhance_all(&noisy);
     let mut enhancer = gtcrn();
     for block in [160, 37, 4000] {
-        let mut out = Vec::new();
-        let mut received = 0;
-        for chunk in noisy.chunks(block) {
-            received += chunk.len();
-            out.extend(enhancer.process(chunk));
-            assert!(received - out.len() <= 512, "output lags the input by more than 32 ms");
-        }
-        out.extend(enhancer.finish());
+        let (out, worst) = stream_in_blocks(&mut enhancer, &noisy, block);
+        assert!(worst <= 512, "output lags the input by more than 32 ms");
         assert_eq!(out, whole, "block size {block}");
     }
 }
@@ -114,17 +121,9 @@ fn deepfilternet_removes_noise_at_16_khz_and_streams_in_any_block_size() {
     let mut enhancer = DeepFilterNet3::enhancer(model);
     let latency = enhancer.latency_samples();
     for block in [1, 160, 37, 4000] {
-        let mut out = Vec::new();
-        let mut received = 0;
-        let mut worst = 0;
-        for chunk in noisy.chunks(block) {
-            received += chunk.len();
-            out.extend(enhancer.process(chunk));
-            worst = worst.max(received - out.len());
-        }
+        let (out, worst) = stream_in_blocks(&mut enhancer, &noisy, block);
         eprintln!("block {block}: output lag at most {worst} samples (latency {latency})");
         assert!(worst <= latency, "block {block}: the output lags the input by {worst} > {latency} samples");
-        out.extend(enhancer.finish());
         assert_eq!(out, whole, "block size {block}");
     }
 }
@@ -175,11 +174,7 @@ fn voicefilter_embedding_and_output_match_the_package() {
     let package = read(&common::root().join("tests/reference/voicefilter/target-mixture-16k.enhanced.wav"));
     let clean = read(&common::root().join("tests/reference/voicefilter/target-clean-16k.wav"));
     let mut enhancer = hark::separation::voicefilter::VoiceFilterEnhancer::new(model, &expected).unwrap();
-    let mut out = Vec::new();
-    for chunk in mixture.chunks(1000) {
-        out.extend(enhancer.process(chunk));
-    }
-    out.extend(enhancer.finish());
+    let (out, _) = stream_in_blocks(&mut enhancer, &mixture, 1000);
     assert_eq!(out.len(), mixture.len());
     let agreement = si_sdr(&out, &package);
     eprintln!(
@@ -216,14 +211,8 @@ fn the_ensemble_removes_noise_and_streams_within_40_ms() {
     let mut enhancer = ensemble.make();
     assert_eq!(enhancer.latency_samples(), 640);
     for block in [1, 160, 4000] {
-        let mut out = Vec::new();
-        let mut received = 0;
-        for chunk in noisy.chunks(block) {
-            received += chunk.len();
-            out.extend(enhancer.process(chunk));
-            assert!(received - out.len() <= 640, "block {block}: lags {} samples", received - out.len());
-        }
-        out.extend(enhancer.finish());
+        let (out, worst) = stream_in_blocks(enhancer.as_mut(), &noisy, block);
+        assert!(worst <= 640, "block {block}: lags {worst} samples");
         assert_eq!(out, whole, "block size {block}");
     }
 }
